@@ -1,0 +1,126 @@
+"""Run a declared source into the warehouse with dlt: one ``raw_<source>`` schema each."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ingest.errors import IngestError, SourceNotFound
+from ingest.spec import SourcesFile, SourceSpec, load_sources
+
+if TYPE_CHECKING:
+    from dlt import Pipeline
+
+    from headwater.settings import Settings
+
+# dlt must never phone home: the platform runs on machines without internet.
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    source: str
+    dataset: str
+    rows: dict[str, int] = field(default_factory=dict)
+    load_id: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+def raw_schema(settings: Settings, source: str) -> str:
+    """The warehouse schema a source loads into."""
+    return settings.schema(f"raw_{source}")
+
+
+def destination(settings: Settings) -> Any:
+    """The dlt destination for the configured warehouse (credentials passed explicitly)."""
+    import dlt
+
+    if settings.warehouse == "duckdb":
+        settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+        return dlt.destinations.duckdb(credentials=str(settings.duckdb_path))
+    return dlt.destinations.postgres(
+        credentials={
+            "host": settings.warehouse_host,
+            "port": settings.warehouse_port,
+            "username": settings.warehouse_user,
+            "password": settings.warehouse_password.get_secret_value(),
+            "database": settings.warehouse_dbname,
+        }
+    )
+
+
+def pipeline(settings: Settings, source: str) -> Pipeline:
+    import dlt
+
+    return dlt.pipeline(
+        pipeline_name=f"headwater_{settings.schema_prefix}{source}",
+        pipelines_dir=str(settings.dlt_dir),
+        destination=destination(settings),
+        dataset_name=raw_schema(settings, source),
+    )
+
+
+def load_declared(settings: Settings) -> SourcesFile:
+    env = {**os.environ, "HEADWATER_HOME": str(settings.home_dir)}
+    return load_sources(settings.sources_file, env)
+
+
+def select_sources(declared: SourcesFile, names: list[str] | None) -> dict[str, SourceSpec]:
+    if not names:
+        return dict(declared.sources)
+    unknown = [n for n in names if n not in declared.sources]
+    if unknown:
+        raise SourceNotFound(
+            f"no source named {', '.join(unknown)}",
+            hint=f"declared sources: {', '.join(declared.sources)}",
+        )
+    return {n: declared.sources[n] for n in names}
+
+
+def run_source(
+    settings: Settings, name: str, source: SourceSpec, tables: list[str] | None = None
+) -> LoadSummary:
+    """Load ``source`` (or only ``tables`` of it) into ``raw_<name>``."""
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from ingest.sources import build_resources
+
+    started = time.perf_counter()
+    resources = build_resources(source, tables)
+    pipe = pipeline(settings, name)
+    try:
+        info = pipe.run(resources)
+    except PipelineStepFailed as exc:
+        cause = exc.__cause__ or exc.exception
+        raise IngestError(
+            f"loading source {name!r} failed at step {exc.step}: {_describe(cause)}"
+        ) from None
+    rows: dict[str, int] = {}
+    trace = pipe.last_trace
+    if trace is not None and trace.last_normalize_info is not None:
+        rows = {
+            table: count
+            for table, count in trace.last_normalize_info.row_counts.items()
+            if not table.startswith("_dlt")
+        }
+    load_id = info.loads_ids[-1] if info.loads_ids else None
+    return LoadSummary(name, raw_schema(settings, name), rows, load_id, time.perf_counter() - started)
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def run_all(settings: Settings, names: list[str] | None = None) -> list[LoadSummary]:
+    """Load every declared source (or the named ones), in declaration order."""
+    declared = load_declared(settings)
+    return [run_source(settings, n, s) for n, s in select_sources(declared, names).items()]

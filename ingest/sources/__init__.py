@@ -1,0 +1,42 @@
+"""Source kinds: one module per kind, each turning a SourceSpec into dlt resources."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ingest.errors import IngestError
+
+if TYPE_CHECKING:
+    from dlt.extract.resource import DltResource
+
+    from ingest.spec import SourceSpec
+
+
+def build_resources(source: SourceSpec, tables: list[str] | None = None) -> list[DltResource]:
+    """The dlt resources for ``source``, restricted to ``tables`` when given."""
+    selected = list(source.tables) if tables is None else tables
+    unknown = [t for t in selected if t not in source.tables]
+    if unknown:
+        raise IngestError(
+            f"unknown table(s) {', '.join(unknown)}",
+            hint=f"declared: {', '.join(source.tables)}",
+        )
+    if source.kind == "database":
+        from ingest.sources import database
+
+        return database.resources(source, selected)
+    from ingest.sources import file
+
+    return file.resources(source, selected)
+
+
+def check_connection(source: SourceSpec) -> None:
+    """Raise IngestError with a clear message when the source cannot be reached."""
+    if source.kind == "database":
+        from ingest.sources import database
+
+        database.check_connection(source)
+    else:
+        from ingest.sources import file
+
+        file.check_connection(source)

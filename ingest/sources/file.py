@@ -1,0 +1,125 @@
+"""``file`` sources: CSV, JSON Lines, JSON arrays and Excel workbooks on local disk."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dlt
+
+from ingest.errors import IngestError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from dlt.extract.resource import DltResource
+
+    from ingest.spec import SourceSpec
+
+BLOCK_SIZE = 16 << 20
+
+
+def _flatten(table: pa.Table) -> pa.Table:
+    """Nested objects become ``parent__child`` columns, as dlt names them for dicts."""
+    import pyarrow as pa
+
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    return table.rename_columns([name.replace(".", "__") for name in table.column_names])
+
+
+def read_csv(path: Path) -> Iterator[pa.Table]:
+    import pyarrow as pa
+    from pyarrow import csv
+
+    reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_SIZE))
+    for batch in reader:
+        yield _flatten(pa.Table.from_batches([batch]))
+
+
+def read_jsonl(path: Path) -> Iterator[pa.Table]:
+    from pyarrow import json as pa_json
+
+    yield _flatten(pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=BLOCK_SIZE)))
+
+
+def read_json(path: Path) -> Iterator[list[dict[str, Any]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise IngestError(f"{path}: expected a JSON array of objects")
+    yield data
+
+
+def read_excel(path: Path, sheet: str | None) -> Iterator[list[dict[str, Any]]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        if sheet is not None and sheet not in workbook.sheetnames:
+            raise IngestError(
+                f"{path}: no sheet named {sheet!r}", hint=f"sheets: {', '.join(workbook.sheetnames)}"
+            )
+        worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
+        rows = worksheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            return
+        names = [str(h).strip() if h is not None else f"column_{i}" for i, h in enumerate(header, 1)]
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            if all(value is None for value in row):
+                continue
+            batch.append(dict(zip(names, row, strict=False)))
+            if len(batch) >= 10_000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        workbook.close()
+
+
+def _reader(source: SourceSpec, table: str) -> Iterator[Any]:
+    spec = source.tables[table]
+    path = Path(spec.path or "")
+    if not path.is_file():
+        raise IngestError(f"file not found: {path}", hint="check the path in the sources file")
+    fmt = source.file_format(table)
+    if fmt == "csv":
+        return read_csv(path)
+    if fmt == "jsonl":
+        return read_jsonl(path)
+    if fmt == "json":
+        return read_json(path)
+    return read_excel(path, spec.sheet)
+
+
+def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
+    out = []
+    for name in tables:
+        spec = source.tables[name]
+        resource = dlt.resource(
+            _reader(source, name),
+            name=name,
+            write_disposition=spec.write_disposition,
+            primary_key=list(spec.primary_key),
+        )
+        if spec.cursor:
+            resource.apply_hints(incremental=dlt.sources.incremental(spec.cursor, lag=spec.lag))
+        out.append(resource)
+    return out
+
+
+def check_connection(source: SourceSpec) -> None:
+    for name, spec in source.tables.items():
+        path = Path(spec.path or "")
+        if not path.is_file():
+            raise IngestError(f"table {name!r}: file not found: {path}")
+        try:
+            with path.open("rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise IngestError(f"table {name!r}: cannot read {path}: {exc.strerror}") from None

@@ -1,0 +1,216 @@
+"""The declarative source spec: a YAML file of sources, validated with precise errors.
+
+```yaml
+sources:
+  shop:
+    kind: database
+    connection: sqlite:///${HEADWATER_HOME}/sample/shop.db
+    tables:
+      orders: {primary_key: id, cursor: updated_at, write_disposition: merge}
+  web:
+    kind: file
+    tables:
+      events: {path: "${HEADWATER_HOME}/sample/events.jsonl", primary_key: event_id}
+```
+
+``${VAR}`` and ``${VAR:-default}`` are read from the environment when the file
+is loaded, so credentials stay out of the file. Every error names the file, the
+line and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ingest.errors import SpecError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Innermost reference first, so a default may itself hold a reference.
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
+FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".xlsx": "excel"}
+
+WriteDisposition = Literal["append", "replace", "merge"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TableSpec(_Strict):
+    """One table (database) or one file (file source), loaded as one raw table."""
+
+    write_disposition: WriteDisposition = "append"
+    primary_key: tuple[str, ...] = ()
+    cursor: str | None = Field(default=None, description="Incremental cursor column.")
+    lag: float | None = Field(default=None, ge=0, description="Re-read this much of the cursor.")
+    path: str | None = None
+    format: Literal["csv", "jsonl", "json", "excel"] | None = None
+    sheet: str | None = None
+    source_table: str | None = Field(default=None, description="Name in the source, if different.")
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TableSpec:
+        if self.write_disposition == "merge" and not self.primary_key:
+            raise ValueError("write_disposition 'merge' needs a primary_key")
+        if self.lag is not None and self.cursor is None:
+            raise ValueError("'lag' needs a 'cursor'")
+        return self
+
+
+class SourceSpec(_Strict):
+    """A declared source: where the data lives and which tables to load."""
+
+    kind: Literal["database", "file"]
+    description: str | None = None
+    connection: str | None = None
+    tables: dict[str, TableSpec] = Field(min_length=1)
+
+    @field_validator("tables")
+    @classmethod
+    def _table_names(cls, tables: dict[str, TableSpec]) -> dict[str, TableSpec]:
+        for name in tables:
+            if not NAME.match(name):
+                raise ValueError(
+                    f"table name {name!r} must be lower case letters, digits and underscores"
+                )
+        return tables
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> SourceSpec:
+        if self.kind == "database":
+            if not self.connection:
+                raise ValueError("a 'database' source needs a 'connection' URL")
+            for name, table in self.tables.items():
+                if table.path or table.sheet or table.format:
+                    raise ValueError(f"table {name!r}: path/sheet/format belong to 'file' sources")
+        else:
+            if self.connection:
+                raise ValueError("a 'file' source takes no 'connection'; give each table a 'path'")
+            for name, table in self.tables.items():
+                if not table.path:
+                    raise ValueError(f"table {name!r} needs a 'path'")
+                if table.format is None and Path(table.path).suffix.lower() not in FILE_FORMATS:
+                    raise ValueError(
+                        f"table {name!r}: cannot tell the format of {table.path!r}; "
+                        f"set 'format' to one of csv, jsonl, json, excel"
+                    )
+        return self
+
+    def file_format(self, table: str) -> str:
+        spec = self.tables[table]
+        if spec.format:
+            return spec.format
+        return FILE_FORMATS[Path(spec.path or "").suffix.lower()]
+
+
+class SourcesFile(_Strict):
+    sources: dict[str, SourceSpec] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, sources: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        for name in sources:
+            if not NAME.match(name):
+                raise ValueError(
+                    f"source name {name!r} must be lower case letters, digits and underscores"
+                )
+        return sources
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map every path in the document to the 1-based line where its value starts."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            sub = _line_index(value, (*path, key.value))
+            sub[(*path, key.value)] = key.start_mark.line + 1
+            lines.update(sub)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_index(item, (*path, i)))
+    return lines
+
+
+def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise SpecError(f"{where}: environment variable {name} is not set", hint=f"export {name}=...")
+
+    for _ in range(8):  # nesting depth; a value that keeps expanding is a mistake
+        if not ENV_REF.search(value):
+            break
+        value = ENV_REF.sub(substitute, value)
+    return value
+
+
+def parse_sources(text: str, origin: str = "<sources>", env: Mapping[str, str] | None = None) -> SourcesFile:
+    """Validate a sources document. Raises SpecError naming the file and line."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{origin}{line}: not valid YAML: {problem}") from None
+    if root is None:
+        raise SpecError(f"{origin}: the file is empty; declare at least one source under 'sources:'")
+    lines = _line_index(root)
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}:1: expected a mapping with a 'sources' key")
+    try:
+        spec = SourcesFile.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            # Find the deepest location that exists in the document for its line number.
+            line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
+            dotted = ".".join(str(part) for part in loc)
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown field (check the spelling)"
+            elif error["type"] == "literal_error":
+                message = f"{message} (got {error['input']!r})"
+            messages.append(f"{origin}:{line}: {dotted}: {message}")
+        raise SpecError("\n".join(messages)) from None
+    environment = os.environ if env is None else env
+    resolved = {
+        name: source.model_validate(_interpolate(source.model_dump(), environment, f"{origin}:{lines.get(('sources', name), 1)}"))
+        for name, source in spec.sources.items()
+    }
+    return SourcesFile(sources=resolved)
+
+
+def load_sources(path: Path, env: Mapping[str, str] | None = None) -> SourcesFile:
+    """Read and validate the sources file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            f"{path}: sources file not found", hint="set HEADWATER_SOURCES_FILE or create it"
+        ) from None
+    return parse_sources(text, str(path), env)
