@@ -109,6 +109,14 @@ class Settings(BaseSettings):
         """The warehouse schema called ``name``, with the configured prefix."""
         return f"{self.schema_prefix}{name}"
 
+    def raw_schema(self, source: str) -> str:
+        """The warehouse schema a declared source loads into."""
+        return self.schema(f"raw_{source}")
+
+    def pipeline_name(self, source: str) -> str:
+        """The dlt pipeline (and its state directory) of a declared source."""
+        return f"headwater_{self.schema_prefix}{source}"
+
     def jwt_secret(self) -> str:
         """The JWT signing key: configured, or generated once into HEADWATER_HOME."""
         if self.secret_key is not None:

@@ -32,11 +32,6 @@ class LoadSummary:
         return sum(self.rows.values())
 
 
-def raw_schema(settings: Settings, source: str) -> str:
-    """The warehouse schema a source loads into."""
-    return settings.schema(f"raw_{source}")
-
-
 def destination(settings: Settings) -> Any:
     """The dlt destination for the configured warehouse (credentials passed explicitly)."""
     import dlt
@@ -59,10 +54,10 @@ def pipeline(settings: Settings, source: str) -> Pipeline:
     import dlt
 
     return dlt.pipeline(
-        pipeline_name=f"headwater_{settings.schema_prefix}{source}",
+        pipeline_name=settings.pipeline_name(source),
         pipelines_dir=str(settings.dlt_dir),
         destination=destination(settings),
-        dataset_name=raw_schema(settings, source),
+        dataset_name=settings.raw_schema(source),
     )
 
 
@@ -110,7 +105,7 @@ def run_source(
             if not table.startswith("_dlt")
         }
     load_id = info.loads_ids[-1] if info.loads_ids else None
-    return LoadSummary(name, raw_schema(settings, name), rows, load_id, time.perf_counter() - started)
+    return LoadSummary(name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started)
 
 
 def _describe(exc: BaseException | None) -> str:
