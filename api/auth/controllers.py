@@ -14,7 +14,7 @@ from headwater.settings import Settings
 
 class AuthController(Controller):
     path = "/api/auth"
-    tags = ["auth"]  # noqa: RUF012 - Litestar reads a plain class attribute
+    tags = ("auth",)
 
     @post(
         "/login",
@@ -25,8 +25,12 @@ class AuthController(Controller):
         exclude_from_auth=True,
         security=[{}],
         sync_to_thread=True,
-        responses={401: ResponseSpec(ErrorResponse, description="Invalid email or password")},
+        responses={
+            401: ResponseSpec(ErrorResponse, description="Invalid email or password")
+        },
     )
-    def login(self, data: LoginRequest, db_session: Session, settings: Settings) -> LoginResponse:
+    def login(
+        self, data: LoginRequest, db_session: Session, settings: Settings
+    ) -> LoginResponse:
         user = services.authenticate(db_session, data.email, data.password)
         return services.issue_token(settings, user)

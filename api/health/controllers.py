@@ -14,7 +14,7 @@ BUSY_RETRY_AFTER_SECONDS = 5
 
 class HealthController(Controller):
     path = "/health"
-    tags = ["health"]  # noqa: RUF012 - Litestar reads a plain class attribute
+    tags = ("health",)
 
     @get(
         "/",
@@ -25,7 +25,9 @@ class HealthController(Controller):
         security=[{}],
         sync_to_thread=True,
         responses={
-            503: ResponseSpec(HealthResponse, description="At least one dependency is not ok")
+            503: ResponseSpec(
+                HealthResponse, description="At least one dependency is not ok"
+            )
         },
     )
     def health(self, settings: Settings) -> Response[HealthResponse]:

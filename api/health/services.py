@@ -13,6 +13,7 @@ import duckdb
 import psycopg2
 import redis
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.health.schemas import CheckResult, HealthChecks, HealthResponse
 from headwater.db import get_engine
@@ -31,7 +32,7 @@ def check_metadata_store(settings: Settings) -> CheckResult:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         revision = current_revision(settings.metadata_url)
-    except Exception as exc:
+    except (SQLAlchemyError, OSError) as exc:
         logger.warning("metadata store check failed: %s", type(exc).__name__)
         return CheckResult("unreachable", "metadata store did not answer")
     backend = engine.dialect.name
@@ -53,7 +54,9 @@ def check_duckdb(settings: Settings) -> CheckResult:
             connection.close()
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            return CheckResult("busy", "DuckDB warehouse is locked by a writing process")
+            return CheckResult(
+                "busy", "DuckDB warehouse is locked by a writing process"
+            )
         logger.warning("DuckDB warehouse check failed: %s", exc)
         return CheckResult("error", "DuckDB warehouse could not be opened")
     except duckdb.Error as exc:

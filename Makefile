@@ -1,0 +1,31 @@
+# Headwater: `make up` brings the whole system up on the embedded default with
+# sample data; `make test` runs every test (the command CI runs).
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export UV_PYTHON ?= 3.11
+
+.PHONY: up install test lint bench clean
+
+$(UV):
+	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --frozen
+
+up: install
+	$(UV) run --frozen headwater up
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+
+test: install lint
+	$(UV) run --frozen pytest
+
+bench: install
+	$(UV) run --frozen python -m benchmarks
+
+clean:
+	rm -rf .headwater

@@ -1,0 +1,374 @@
+"""The ``headwater`` command-line tool.
+
+A face like ``api/``: it imports the domain packages lazily, inside each
+command, so ``headwater --help`` answers at once. Errors print one clear line
+plus the fix and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from headwater.errors import HeadwaterError
+
+if TYPE_CHECKING:
+    from headwater.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DAGSTER_YAML = """\
+# Written by `headwater init`. Local instance: SQLite storage under DAGSTER_HOME.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 2
+"""
+
+
+def _settings() -> Settings:
+    from headwater.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's ValidationError, shown as one line per field
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            lines = [
+                f"HEADWATER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                for e in errors()
+            ]
+            raise HeadwaterError("invalid configuration: " + "; ".join(lines)) from None
+        raise
+
+
+def _fail(message: str, hint: str | None = None) -> None:
+    click.secho(f"error: {message}", fg="red", err=True)
+    if hint:
+        click.echo(f"  fix: {hint}", err=True)
+
+
+def handle_errors(func: F) -> F:
+    """Turn HeadwaterError into one line plus the fix, and a non-zero exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HeadwaterError as exc:
+            _fail(exc.message, exc.hint)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextmanager
+def step(title: str) -> Iterator[None]:
+    """Show progress on a terminal; one line per step when not on a terminal (CI)."""
+    started = time.perf_counter()
+    if _interactive():
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        with console.status(f"{title}…"):
+            yield
+        console.print(f"[green]✓[/green] {title} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+    else:
+        yield
+        click.echo(f"✓ {title} ({time.perf_counter() - started:.1f}s)", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="headwater")
+def main() -> None:
+    """Headwater: declarative, SQL-centric data platform (dlt + dbt + Dagster)."""
+
+
+def initialise(settings: Settings, *, sample: bool = True) -> None:
+    """Create HEADWATER_HOME, migrate the metadata store, create the admin, make sample data."""
+    from api.users.services import ensure_admin
+    from headwater.migrate import upgrade
+
+    for directory in (settings.home_dir, settings.logs_dir, settings.dagster_home):
+        directory.mkdir(parents=True, exist_ok=True)
+    dagster_yaml = settings.dagster_home / "dagster.yaml"
+    if not dagster_yaml.exists():
+        dagster_yaml.write_text(DAGSTER_YAML)
+    with step("metadata store migrated"):
+        upgrade(settings.metadata_url)
+    password = ensure_admin(settings)
+    if password is not None:
+        click.secho(
+            f"Admin account created: {settings.admin_email}\n"
+            f"  password (shown once, not stored): {password}",
+            fg="yellow",
+            err=True,
+        )
+    if sample:
+        from ingest.sample_data import generate
+
+        with step(f"sample data ready (scale {settings.sample_scale:g})"):
+            generate(settings.sample_dir, scale=settings.sample_scale)
+
+
+@main.command()
+@click.option("--no-sample", is_flag=True, help="Do not generate the sample data.")
+@handle_errors
+def init(no_sample: bool) -> None:
+    """Create the data directory, migrate the metadata store, create the admin user."""
+    settings = _settings()
+    initialise(settings, sample=not no_sample)
+    click.echo(f"Headwater home: {settings.home_dir}")
+
+
+def run_ingest(settings: Settings, names: list[str] | None = None) -> None:
+    from ingest.runner import load_declared, run_source, select_sources
+
+    for name, source in select_sources(load_declared(settings), names).items():
+        with step(f"ingest {name} → {settings.raw_schema(name)}"):
+            summary = run_source(settings, name, source)
+        rows = ", ".join(f"{t}: {n:,}" for t, n in sorted(summary.rows.items())) or "no new rows"
+        click.echo(f"  {rows}", err=True)
+
+
+def run_transform(settings: Settings, selector: str | None = None) -> None:
+    from orchestration.transform import run_dbt
+
+    with step("dbt build" + (f" --select {selector}" if selector else "")):
+        summary = run_dbt(settings, "build", selector)
+    counts = ", ".join(f"{status}: {n}" for status, n in sorted(summary.statuses.items()))
+    click.echo(f"  {counts or 'nothing selected'}", err=True)
+
+
+def run_catalog(settings: Settings) -> None:
+    from catalog.refresh import refresh
+
+    with step("catalog refreshed"):
+        summary = refresh(settings)
+    click.echo(
+        f"  {summary.datasets} datasets, {summary.columns} columns, {summary.edges} lineage edges",
+        err=True,
+    )
+
+
+@main.command()
+@click.argument("sources", nargs=-1)
+@handle_errors
+def ingest(sources: tuple[str, ...]) -> None:
+    """Load declared sources (all, or the ones named) into the warehouse."""
+    run_ingest(_settings(), list(sources) or None)
+
+
+@main.command()
+@click.argument("selector", required=False)
+@handle_errors
+def transform(selector: str | None) -> None:
+    """Run `dbt build` (optionally on a dbt SELECTOR, e.g. `marts` or `+customers`)."""
+    run_transform(_settings(), selector)
+
+
+@main.group()
+def catalog() -> None:
+    """The metadata catalog."""
+
+
+@catalog.command("refresh")
+@handle_errors
+def catalog_refresh() -> None:
+    """Rebuild the catalog from the warehouse, dbt and dlt."""
+    run_catalog(_settings())
+
+
+@main.command()
+@click.option("--sample/--no-sample", default=True, help="Generate the sample data first.")
+@handle_errors
+def pipeline(sample: bool) -> None:
+    """Run the whole pipeline once: ingest → dbt build → catalog refresh."""
+    settings = _settings()
+    if sample:
+        initialise(settings)
+    run_ingest(settings)
+    run_transform(settings)
+    run_catalog(settings)
+
+
+@main.group()
+def user() -> None:
+    """User accounts."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option(
+    "--role", type=click.Choice(["admin", "user", "viewer"]), default="user", show_default=True
+)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="HEADWATER_NEW_USER_PASSWORD",
+    help="Prompted when not given (or set HEADWATER_NEW_USER_PASSWORD).",
+)
+@handle_errors
+def user_create(email: str, role: str, password: str) -> None:
+    """Create a user with a role (admin, user, viewer)."""
+    from api.users.services import create_user
+    from headwater.db import session_scope
+
+    settings = _settings()
+    with session_scope(settings.metadata_url) as session:
+        created = create_user(session, email, password, role)
+        click.echo(f"created {created.email} ({created.role})")
+
+
+@main.command()
+@handle_errors
+def api() -> None:
+    """Serve the REST API (HEADWATER_API_HOST:HEADWATER_API_PORT)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops `headwater up` the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+class Services:
+    """Child processes started by `headwater up`, stopped together."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        handle = log.open("ab")
+        self.processes[name] = subprocess.Popen(
+            args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        handle.close()
+
+    def exited(self) -> str | None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                return name
+        return None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _wait_for(url: str, timeout: float) -> bool:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own localhost URL)
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+@main.command()
+@click.option("--skip-pipeline", is_flag=True, help="Start the services without running the pipeline.")
+@handle_errors
+def up(skip_pipeline: bool) -> None:
+    """Initialise, run the pipeline once, then serve the API and Dagster until Ctrl-C."""
+    settings = _settings()
+    initialise(settings)
+    if not skip_pipeline:
+        run_ingest(settings)
+        run_transform(settings)
+        run_catalog(settings)
+    else:
+        from orchestration.transform import run_dbt
+
+        run_dbt(settings, "parse")
+
+    env = {**os.environ, **settings.tool_env(), "DAGSTER_HOME": str(settings.dagster_home)}
+    bin_dir = Path(sys.executable).parent
+    services = Services()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        services.start(
+            "api",
+            [str(bin_dir / "headwater"), "api"],
+            env,
+            settings.logs_dir / "api.log",
+        )
+        services.start(
+            "dagster",
+            [
+                str(bin_dir / "dagster"), "dev",
+                "-w", str(settings.project_dir / "workspace.yaml"),
+                "-h", settings.dagster_host,
+                "-p", str(settings.dagster_port),
+            ],
+            env,
+            settings.logs_dir / "dagster.log",
+        )
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        dagster_url = f"http://{settings.dagster_host}:{settings.dagster_port}"
+        with step("API and Dagster started"):
+            api_ok = _wait_for(f"{api_url}/health", 60)
+            dagster_ok = _wait_for(f"{dagster_url}/server_info", 120)
+        if not (api_ok and dagster_ok):
+            failed = "API" if not api_ok else "Dagster"
+            raise HeadwaterError(
+                f"the {failed} did not start", hint=f"see the logs in {settings.logs_dir}"
+            )
+        click.echo(
+            "\nHeadwater is up.\n"
+            f"  REST API      {api_url}   (OpenAPI: {api_url}/schema)\n"
+            f"  Dagster UI    {dagster_url}\n"
+            f"  Log in        POST {api_url}/api/auth/login as {settings.admin_email}\n"
+            f"  Data          {settings.home_dir}\n"
+            "Press Ctrl-C to stop."
+        )
+        while (name := services.exited()) is None:
+            time.sleep(1)
+        raise HeadwaterError(
+            f"the {name} process stopped", hint=f"see {settings.logs_dir / (name + '.log')}"
+        )
+    except KeyboardInterrupt:
+        click.echo("\nstopping…", err=True)
+    finally:
+        services.stop()
+        signal.signal(signal.SIGTERM, previous)
