@@ -69,7 +69,9 @@ def kind_of(schema: str, prefix: str) -> str:
     bare = schema[len(prefix) :]
     if bare.startswith("raw_"):
         return "raw"
-    return {"staging": "staging", "intermediate": "intermediate", "marts": "mart"}.get(bare, "table")
+    return {"staging": "staging", "intermediate": "intermediate", "marts": "mart"}.get(
+        bare, "table"
+    )
 
 
 def warehouse_tables(settings: Settings) -> list[DatasetInfo]:
@@ -185,7 +187,9 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as exc:
-        raise CatalogError(f"{path} is not valid JSON ({exc.msg})", hint="run `headwater transform`") from None
+        raise CatalogError(
+            f"{path} is not valid JSON ({exc.msg})", hint="run `headwater transform`"
+        ) from None
 
 
 def dbt_lineage(manifest: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[Edge]]:

@@ -71,8 +71,7 @@ def apply(session: Session, datasets: list[DatasetInfo], edges: list[Edge]) -> R
     """Make the catalog tables hold exactly ``datasets`` and ``edges``."""
     started = time.perf_counter()
     existing = {
-        d.name: d
-        for d in session.scalars(select(Dataset).options(selectinload(Dataset.columns)))
+        d.name: d for d in session.scalars(select(Dataset).options(selectinload(Dataset.columns)))
     }
     wanted = {d.name for d in datasets}
     removed = [d for name, d in existing.items() if name not in wanted]
@@ -99,9 +98,7 @@ def apply(session: Session, datasets: list[DatasetInfo], edges: list[Edge]) -> R
     session.execute(delete(LineageEdge))
     unique = {(e.upstream, e.downstream): e for e in edges}
     session.add_all(
-        LineageEdge(
-            upstream_id=by_name[up].id, downstream_id=by_name[down].id, origin=edge.origin
-        )
+        LineageEdge(upstream_id=by_name[up].id, downstream_id=by_name[down].id, origin=edge.origin)
         for (up, down), edge in unique.items()
     )
     return RefreshSummary(
@@ -133,6 +130,9 @@ def refresh(settings: Settings) -> RefreshSummary:
     with session_scope(settings.metadata_url) as session:
         summary = apply(session, datasets, edges)
     return RefreshSummary(
-        summary.datasets, summary.columns, summary.edges, summary.removed,
+        summary.datasets,
+        summary.columns,
+        summary.edges,
+        summary.removed,
         time.perf_counter() - started,
     )

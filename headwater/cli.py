@@ -266,8 +266,12 @@ class Services:
     def start(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         handle = log.open("ab")
-        self.processes[name] = subprocess.Popen(
-            args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        self.processes[name] = subprocess.Popen(  # noqa: S603
+            args,  # our own executables from this environment
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         handle.close()
 
@@ -307,7 +311,9 @@ def _wait_for(url: str, timeout: float) -> bool:
 
 
 @main.command()
-@click.option("--skip-pipeline", is_flag=True, help="Start the services without running the pipeline.")
+@click.option(
+    "--skip-pipeline", is_flag=True, help="Start the services without running the pipeline."
+)
 @handle_errors
 def up(skip_pipeline: bool) -> None:
     """Initialise, run the pipeline once, then serve the API and Dagster until Ctrl-C."""
@@ -336,10 +342,14 @@ def up(skip_pipeline: bool) -> None:
         services.start(
             "dagster",
             [
-                str(bin_dir / "dagster"), "dev",
-                "-w", str(settings.project_dir / "workspace.yaml"),
-                "-h", settings.dagster_host,
-                "-p", str(settings.dagster_port),
+                str(bin_dir / "dagster"),
+                "dev",
+                "-w",
+                str(settings.project_dir / "workspace.yaml"),
+                "-h",
+                settings.dagster_host,
+                "-p",
+                str(settings.dagster_port),
             ],
             env,
             settings.logs_dir / "dagster.log",

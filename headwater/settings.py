@@ -105,13 +105,13 @@ class Settings(BaseSettings):
     def profiles_dir(self) -> Path:
         return PROJECT_ROOT / "profiles"
 
-    def schema(self, name: str) -> str:
+    def warehouse_schema(self, name: str) -> str:
         """The warehouse schema called ``name``, with the configured prefix."""
         return f"{self.schema_prefix}{name}"
 
     def raw_schema(self, source: str) -> str:
         """The warehouse schema a declared source loads into."""
-        return self.schema(f"raw_{source}")
+        return self.warehouse_schema(f"raw_{source}")
 
     def pipeline_name(self, source: str) -> str:
         """The dlt pipeline (and its state directory) of a declared source."""

@@ -105,7 +105,9 @@ def run_source(
             if not table.startswith("_dlt")
         }
     load_id = info.loads_ids[-1] if info.loads_ids else None
-    return LoadSummary(name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started)
+    return LoadSummary(
+        name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
+    )
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -48,17 +48,71 @@ EPOCH = datetime(2025, 1, 1)
 DAYS = 365
 BATCH = 5_000
 
-FIRST_NAMES = (
-    "Ana Ben Chloe Dmitri Elif Farah Goran Hana Ivan Jana Kofi Lena Mateo Nora Omar Priya "
-    "Quinn Rosa Sven Tariq Uma Vera Wen Ximena Yusuf Zoe"
-).split()
-LAST_NAMES = (
-    "Almeida Becker Costa Dubois Eriksen Fischer Garcia Horvat Ito Jensen Kowalski Lopez "
-    "Moreau Novak Okafor Petrov Rossi Santos Tanaka Unger Varga Weber Yilmaz Zhang"
-).split()
+FIRST_NAMES = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dmitri",
+    "Elif",
+    "Farah",
+    "Goran",
+    "Hana",
+    "Ivan",
+    "Jana",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Vera",
+    "Wen",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
+]
+LAST_NAMES = [
+    "Almeida",
+    "Becker",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Horvat",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Petrov",
+    "Rossi",
+    "Santos",
+    "Tanaka",
+    "Unger",
+    "Varga",
+    "Weber",
+    "Yilmaz",
+    "Zhang",
+]
 COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "PL", "SE", "US", "GB", None)
 CATEGORIES = ("apparel", "footwear", "accessories", "home", "outdoor")
-ORDER_STATUSES = ("placed", "shipped", "completed", "completed", "completed", "returned", "cancelled")
+ORDER_STATUSES = (
+    "placed",
+    "shipped",
+    "completed",
+    "completed",
+    "completed",
+    "returned",
+    "cancelled",
+)
 PAYMENT_METHODS = ("card", "card", "paypal", "bank_transfer", "gift_card")
 CHANNELS = ("search", "social", "email", "affiliate", "display")
 EVENT_TYPES = ("page_view", "page_view", "page_view", "add_to_cart", "checkout", "purchase")
@@ -173,7 +227,7 @@ class ShopGenerator:
         self._order_totals: list[Decimal] = []
 
     def _rng(self, name: str) -> random.Random:
-        return random.Random(f"{self.seed}:{name}")
+        return random.Random(f"{self.seed}:{name}")  # noqa: S311 (sample data, not secrets)
 
     def customers(self) -> Iterator[dict[str, Any]]:
         rng = self._rng("customers")
@@ -211,7 +265,9 @@ class ShopGenerator:
                 "name": f"{category.title()} item {i}",
                 "category": category if rng.random() > 0.02 else None,
                 "price": price,
-                "supplier_id": rng.randint(1, self.counts.suppliers) if rng.random() > 0.05 else None,
+                "supplier_id": rng.randint(1, self.counts.suppliers)
+                if rng.random() > 0.05
+                else None,
                 "is_active": rng.random() > 0.1,
                 "updated_at": EPOCH + timedelta(seconds=rng.randint(0, DAYS * 86_400)),
             }
@@ -443,7 +499,9 @@ def write_files(directory: Path, scale: float = 1.0, seed: int = 42) -> list[Pat
     return list(targets.values())
 
 
-def generate(directory: Path, database_url: str | None = None, scale: float = 1.0, seed: int = 42) -> bool:
+def generate(
+    directory: Path, database_url: str | None = None, scale: float = 1.0, seed: int = 42
+) -> bool:
     """Generate the whole sample (database and files). Returns True if anything was written."""
     url = database_url or f"sqlite:///{directory / 'shop.db'}"
     directory.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,13 @@ from ingest.errors import SpecError
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Innermost reference first, so a default may itself hold a reference.
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
-FILE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".xlsx": "excel"}
+FILE_FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".xlsx": "excel",
+}
 
 WriteDisposition = Literal["append", "replace", "merge"]
 
@@ -157,7 +163,9 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
             return env[name]
         if default is not None:
             return default
-        raise SpecError(f"{where}: environment variable {name} is not set", hint=f"export {name}=...")
+        raise SpecError(
+            f"{where}: environment variable {name} is not set", hint=f"export {name}=..."
+        )
 
     for _ in range(8):  # nesting depth; a value that keeps expanding is a mistake
         if not ENV_REF.search(value):
@@ -166,7 +174,9 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
     return value
 
 
-def parse_sources(text: str, origin: str = "<sources>", env: Mapping[str, str] | None = None) -> SourcesFile:
+def parse_sources(
+    text: str, origin: str = "<sources>", env: Mapping[str, str] | None = None
+) -> SourcesFile:
     """Validate a sources document. Raises SpecError naming the file and line."""
     try:
         root = yaml.compose(text)
@@ -176,7 +186,9 @@ def parse_sources(text: str, origin: str = "<sources>", env: Mapping[str, str] |
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(f"{origin}{line}: not valid YAML: {problem}") from None
     if root is None:
-        raise SpecError(f"{origin}: the file is empty; declare at least one source under 'sources:'")
+        raise SpecError(
+            f"{origin}: the file is empty; declare at least one source under 'sources:'"
+        )
     lines = _line_index(root)
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
@@ -188,18 +200,22 @@ def parse_sources(text: str, origin: str = "<sources>", env: Mapping[str, str] |
         for error in exc.errors():
             loc = tuple(error["loc"])
             # Find the deepest location that exists in the document for its line number.
-            line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
+            lineno = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
             dotted = ".".join(str(part) for part in loc)
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field (check the spelling)"
             elif error["type"] == "literal_error":
                 message = f"{message} (got {error['input']!r})"
-            messages.append(f"{origin}:{line}: {dotted}: {message}")
+            messages.append(f"{origin}:{lineno}: {dotted}: {message}")
         raise SpecError("\n".join(messages)) from None
     environment = os.environ if env is None else env
     resolved = {
-        name: source.model_validate(_interpolate(source.model_dump(), environment, f"{origin}:{lines.get(('sources', name), 1)}"))
+        name: source.model_validate(
+            _interpolate(
+                source.model_dump(), environment, f"{origin}:{lines.get(('sources', name), 1)}"
+            )
+        )
         for name, source in spec.sources.items()
     }
     return SourcesFile(sources=resolved)

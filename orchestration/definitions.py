@@ -14,9 +14,10 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetSelection,
     AssetsDefinition,
+    AssetSelection,
     AssetSpec,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
@@ -28,15 +29,14 @@ from dagster import (
     multi_asset,
     multiprocess_executor,
     run_status_sensor,
-    DagsterRunStatus,
 )
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from headwater.settings import Settings, get_settings
 from ingest.runner import load_declared, run_source
 from ingest.spec import SourceSpec
-from orchestration.translators import HeadwaterDbtTranslator, raw_asset_key
 from orchestration.transform import dbt_env, run_dbt
+from orchestration.translators import HeadwaterDbtTranslator, raw_asset_key
 
 DAILY_CRON = "0 3 * * *"
 
@@ -56,14 +56,17 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
     ]
 
     @multi_asset(name=f"ingest_{name}", specs=specs, can_subset=True)
-    def _load(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
+    def _load(context: AssetExecutionContext) -> Iterator[MaterializeResult[Any]]:
         tables = [key.path[-1] for key in context.selected_asset_keys]
         summary = run_source(settings, name, source, tables)
         context.log.info(f"loaded {summary.total_rows} rows into {summary.dataset}")
         for table in tables:
             yield MaterializeResult(
                 asset_key=raw_asset_key(name, table),
-                metadata={"rows_loaded": summary.rows.get(table, 0), "load_id": summary.load_id or ""},
+                metadata={
+                    "rows_loaded": summary.rows.get(table, 0),
+                    "load_id": summary.load_id or "",
+                },
             )
 
     return _load
@@ -132,9 +135,7 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         sensors=[refresh_catalog],
         resources={
-            "dbt": DbtCliResource(
-                project_dir=project, profiles_dir=str(settings.profiles_dir)
-            )
+            "dbt": DbtCliResource(project_dir=project, profiles_dir=str(settings.profiles_dir))
         },
         executor=executor,
     )

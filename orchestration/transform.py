@@ -36,10 +36,14 @@ def dbt_env(settings: Settings) -> dict[str, str]:
 def dbt_args(settings: Settings, command: str, selector: str | None = None) -> list[str]:
     args = [
         command,
-        "--project-dir", str(settings.project_dir),
-        "--profiles-dir", str(settings.profiles_dir),
-        "--target-path", str(settings.dbt_target_dir),
-        "--log-path", str(settings.logs_dir / "dbt"),
+        "--project-dir",
+        str(settings.project_dir),
+        "--profiles-dir",
+        str(settings.profiles_dir),
+        "--target-path",
+        str(settings.dbt_target_dir),
+        "--log-path",
+        str(settings.logs_dir / "dbt"),
         "--quiet",
     ]
     if selector and command in {"build", "run", "test"}:
@@ -47,7 +51,9 @@ def dbt_args(settings: Settings, command: str, selector: str | None = None) -> l
     return args
 
 
-def run_dbt(settings: Settings, command: str = "build", selector: str | None = None) -> TransformSummary:
+def run_dbt(
+    settings: Settings, command: str = "build", selector: str | None = None
+) -> TransformSummary:
     """Run ``dbt <command>`` in this process. Raises TransformError on failure."""
     from dbt.cli.main import dbtRunner
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dlt
 from dlt.sources.sql_database import sql_table
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -43,7 +43,7 @@ def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
     out = []
     for name in tables:
         spec = source.tables[name]
-        incremental = (
+        incremental: dlt.sources.incremental[Any] | None = (
             dlt.sources.incremental(spec.cursor, lag=spec.lag) if spec.cursor else None
         )
         resource = sql_table(
@@ -70,15 +70,16 @@ def check_connection(source: SourceSpec) -> None:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-            from sqlalchemy import inspect
-
             present = set(inspect(connection).get_table_names())
     except SQLAlchemyError as exc:
-        reason = str(exc.orig) if getattr(exc, "orig", None) is not None else type(exc).__name__
+        orig = getattr(exc, "orig", None)
+        reason = str(orig) if orig is not None else type(exc).__name__
         password = make_url(url).password
         if password:
             reason = reason.replace(str(password), "***")
-        raise IngestError(f"cannot connect to {_safe(url)}: {reason.splitlines()[0]}") from None
+        raise IngestError(
+            f"cannot connect to {_safe(url)}: {(reason.splitlines() or [''])[0]}"
+        ) from None
     finally:
         engine.dispose()
     missing = [

@@ -60,14 +60,17 @@ def read_excel(path: Path, sheet: str | None) -> Iterator[list[dict[str, Any]]]:
     try:
         if sheet is not None and sheet not in workbook.sheetnames:
             raise IngestError(
-                f"{path}: no sheet named {sheet!r}", hint=f"sheets: {', '.join(workbook.sheetnames)}"
+                f"{path}: no sheet named {sheet!r}",
+                hint=f"sheets: {', '.join(workbook.sheetnames)}",
             )
         worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
         rows = worksheet.iter_rows(values_only=True)
         header = next(rows, None)
         if header is None:
             return
-        names = [str(h).strip() if h is not None else f"column_{i}" for i, h in enumerate(header, 1)]
+        names = [
+            str(h).strip() if h is not None else f"column_{i}" for i, h in enumerate(header, 1)
+        ]
         batch: list[dict[str, Any]] = []
         for row in rows:
             if all(value is None for value in row):

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from headwater.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+def test_help_answers_at_once_without_importing_the_domain() -> None:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from headwater.cli import main; "
+         "main(['--help'], standalone_mode=False); "
+         "print(sorted(m for m in ('dlt', 'dagster', 'dbt', 'litestar') if m in sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    assert "ingest" in result.stdout and "transform" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize("command", ["init", "up", "ingest", "transform", "catalog", "user", "api"])
+def test_every_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_unknown_source_is_one_line_plus_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["ingest", "nosuch"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "error: no source named nosuch"
+    assert lines[1].strip().startswith("fix: declared sources: shop, web, marketing, suppliers")
+
+
+def test_invalid_sources_file_points_at_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "sources.yml"
+    bad.write_text("sources:\n  shop:\n    kind: database\n    tables: {a: {}}\n")
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    monkeypatch.setenv("HEADWATER_SOURCES_FILE", str(bad))
+    result = CliRunner().invoke(main, ["ingest"])
+    assert result.exit_code == 1
+    assert f"error: {bad}:2: sources.shop: a 'database' source needs a 'connection' URL" in result.output
+
+
+def test_invalid_configuration_is_reported_by_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_WAREHOUSE", "oracle")
+    result = CliRunner().invoke(main, ["ingest"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: invalid configuration: HEADWATER_WAREHOUSE:")
+
+
+def test_init_creates_store_and_prints_generated_password_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    monkeypatch.delenv("HEADWATER_ADMIN_PASSWORD", raising=False)
+    first = CliRunner().invoke(main, ["init", "--no-sample"])
+    assert first.exit_code == 0, first.output
+    assert "password (shown once, not stored)" in first.output
+    password = first.output.split("not stored): ")[1].split()[0]
+    assert len(password) >= 16
+    assert (tmp_path / "headwater.db").exists()
+    assert password.encode() not in (tmp_path / "headwater.db").read_bytes()
+    second = CliRunner().invoke(main, ["init", "--no-sample"])
+    assert second.exit_code == 0
+    assert "password" not in second.output

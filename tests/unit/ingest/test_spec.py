@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from headwater.settings import PROJECT_ROOT
+from ingest.errors import SpecError
+from ingest.spec import load_sources, parse_sources
+
+pytestmark = pytest.mark.unit
+
+VALID = """\
+sources:
+  shop:
+    kind: database
+    connection: postgresql://reader:${SHOP_PASSWORD}@db/shop
+    tables:
+      orders: {write_disposition: merge, primary_key: id, cursor: updated_at}
+      customers: {primary_key: [id, region]}
+  web:
+    kind: file
+    tables:
+      events: {path: "${HOME_DIR:-/data}/events.jsonl", cursor: ts, lag: 60}
+"""
+
+
+def test_valid_file_parses_with_environment_interpolated() -> None:
+    spec = parse_sources(VALID, "s.yml", env={"SHOP_PASSWORD": "pw"})
+    shop = spec.sources["shop"]
+    assert shop.connection == "postgresql://reader:pw@db/shop"
+    assert shop.tables["orders"].write_disposition == "merge"
+    assert shop.tables["customers"].primary_key == ("id", "region")
+    assert shop.tables["customers"].write_disposition == "append"
+    web = spec.sources["web"]
+    assert web.tables["events"].path == "/data/events.jsonl"
+    assert web.file_format("events") == "jsonl"
+
+
+def test_missing_environment_variable_names_it() -> None:
+    with pytest.raises(SpecError, match=r"s\.yml:2: environment variable SHOP_PASSWORD is not set"):
+        parse_sources(VALID, "s.yml", env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "sources:\n  shop:\n    kind: databse\n    tables: {a: {}}\n",
+            r"s\.yml:3: sources\.shop\.kind: .*'database'.*\(got 'databse'\)",
+        ),
+        (
+            "sources:\n  shop:\n    kind: database\n    connection: sqlite://\n"
+            "    tables:\n      orders:\n        write_disposition: upsert\n",
+            r"s\.yml:7: sources\.shop\.tables\.orders\.write_disposition: .*\(got 'upsert'\)",
+        ),
+        (
+            "sources:\n  shop:\n    kind: database\n    connection: sqlite://\n"
+            "    tables:\n      orders:\n        write_disposition: merge\n",
+            r"s\.yml:6: sources\.shop\.tables\.orders: write_disposition 'merge' needs a primary_key",
+        ),
+        (
+            "sources:\n  shop:\n    kind: database\n    tables:\n      orders: {}\n",
+            r"s\.yml:2: sources\.shop: a 'database' source needs a 'connection' URL",
+        ),
+        (
+            "sources:\n  files:\n    kind: file\n    tables:\n      a: {path: x.parquet}\n",
+            r"s\.yml:2: sources\.files: table 'a': cannot tell the format",
+        ),
+        (
+            "sources:\n  shop:\n    kind: database\n    conection: sqlite://\n    tables: {a: {}}\n",
+            r"s\.yml:4: sources\.shop\.conection: unknown field",
+        ),
+        (
+            "sources:\n  Shop-1:\n    kind: file\n    tables: {a: {path: a.csv}}\n",
+            r"s\.yml:1: sources: .*source name 'Shop-1'",
+        ),
+        ("sources: {}\n", r"s\.yml:1: sources: .*at least 1 item"),
+        ("sources:\n  shop: [\n", r"s\.yml:3: not valid YAML"),
+        ("", r"s\.yml: the file is empty"),
+        ("- a\n- b\n", r"s\.yml:1: expected a mapping"),
+    ],
+)
+def test_errors_name_file_line_and_problem(text: str, expected: str) -> None:
+    with pytest.raises(SpecError, match=expected):
+        parse_sources(text, "s.yml", env={})
+
+
+def test_every_error_is_reported_at_once() -> None:
+    text = (
+        "sources:\n  a:\n    kind: nope\n    tables: {t: {}}\n"
+        "  b:\n    kind: file\n    tables: {t: {path: t.csv, write_disposition: x}}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        parse_sources(text, "s.yml", env={})
+    lines = str(info.value).splitlines()
+    assert any(line.startswith("s.yml:3: sources.a.kind") for line in lines)
+    assert any(line.startswith("s.yml:7: sources.b.tables.t.write_disposition") for line in lines)
+
+
+def test_missing_file_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_sources(tmp_path / "nope.yml")
+    assert "sources file not found" in info.value.message
+    assert info.value.hint is not None and "HEADWATER_SOURCES_FILE" in info.value.hint
+
+
+def test_shipped_sources_file_is_valid() -> None:
+    spec = load_sources(PROJECT_ROOT / "ingest" / "sources.yml", env={"HEADWATER_HOME": "/h"})
+    assert set(spec.sources) == {"shop", "web", "marketing", "suppliers"}
+    assert spec.sources["shop"].connection == "sqlite:////h/sample/shop.db"
+    for source in spec.sources.values():
+        for table in source.tables.values():
+            assert table.write_disposition in {"merge", "replace", "append"}
