@@ -4,9 +4,11 @@ One connected graph: a dlt multi-asset per declared source (one asset per raw
 table) upstream of the dbt models that read them; dbt tests are asset checks.
 A daily schedule runs the full pipeline; a sensor refreshes the catalog after
 every successful run.
+
+No ``from __future__ import annotations`` here: Dagster reads the ``context``
+annotation at definition time.
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Iterator

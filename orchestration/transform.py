@@ -59,7 +59,10 @@ def run_dbt(
 
     os.environ.update(dbt_env(settings))
     started = time.perf_counter()
-    result = dbtRunner().invoke(dbt_args(settings, command, selector))
+    try:
+        result = dbtRunner().invoke(dbt_args(settings, command, selector))
+    finally:
+        release_duckdb()
     seconds = time.perf_counter() - started
     statuses: Counter[str] = Counter()
     failures: list[str] = []
@@ -76,8 +79,25 @@ def run_dbt(
                 hint="see the dbt log in HEADWATER_HOME/logs/dbt/dbt.log",
             )
         reason = result.exception or "see the dbt log in HEADWATER_HOME/logs/dbt/dbt.log"
-        raise TransformError(f"dbt {command} failed: {str(reason).strip().splitlines()[0]}")
+        first_line = (str(reason).strip().splitlines() or ["unknown error"])[0]
+        raise TransformError(f"dbt {command} failed: {first_line}")
     return summary
+
+
+def release_duckdb() -> None:
+    """Close the DuckDB file dbt-duckdb keeps open after a run in this process.
+
+    DuckDB admits one writing process per file; left open, the handle would lock
+    out every other process (Dagster runs, the API's read-only queries).
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        environment.close()
+    DuckDBConnectionManager.close_all_connections()
 
 
 def _results(result: Any) -> list[Any]:

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+pytestmark = pytest.mark.integration
+
+Client = TestClient[Litestar]
+Headers = dict[str, str]
+ALL_NAMES = sorted(
+    [
+        "raw_shop.orders",
+        "raw_shop.customers",
+        "staging.stg_shop__orders",
+        "marts.customer_revenue",
+        "seeds.country_codes",
+    ]
+)
+
+
+@pytest.fixture
+def client(shared_catalog: Any) -> Client:
+    """These tests only read: they share one seeded store per module."""
+    return shared_catalog.client  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def viewer_headers(shared_catalog: Any) -> Headers:
+    return shared_catalog.viewer_headers  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def dataset_ids(shared_catalog: Any) -> dict[str, int]:
+    return shared_catalog.dataset_ids  # type: ignore[no-any-return]
+
+
+def _list(client: Client, headers: Headers, **params: Any) -> Any:
+    response = client.get("/api/catalog/datasets", headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_list_returns_every_dataset_with_columns_and_lineage(
+    client: Client, viewer_headers: Headers
+) -> None:
+    page = _list(client, viewer_headers)
+    assert (page["total"], page["limit"], page["offset"]) == (5, 50, 0)
+    assert [item["name"] for item in page["items"]] == ALL_NAMES
+    revenue = next(i for i in page["items"] if i["name"] == "marts.customer_revenue")
+    assert revenue["kind"] == "model"
+    assert (revenue["schemaName"], revenue["tableName"]) == ("marts", "customer_revenue")
+    assert revenue["rowCount"] == len("marts.customer_revenue")
+    assert revenue["updatedAt"].endswith("Z")
+    assert revenue["upstream"] == ["raw_shop.customers", "staging.stg_shop__orders"]
+    assert revenue["downstream"] == []
+    assert revenue["columns"] == [
+        {
+            "name": "customer_id",
+            "dataType": "BIGINT",
+            "position": 1,
+            "isNullable": False,
+            "description": None,
+        },
+        {
+            "name": "revenue",
+            "dataType": "DECIMAL(18,2)",
+            "position": 2,
+            "isNullable": True,
+            "description": None,
+        },
+        {
+            "name": "first_order_at",
+            "dataType": "DATE",
+            "position": 3,
+            "isNullable": True,
+            "description": None,
+        },
+    ]
+    staging = next(i for i in page["items"] if i["name"] == "staging.stg_shop__orders")
+    assert staging["upstream"] == ["raw_shop.orders"]
+    assert staging["downstream"] == ["marts.customer_revenue"]
+
+
+def test_pages_partition_the_list(client: Client, viewer_headers: Headers) -> None:
+    pages = [_list(client, viewer_headers, limit=2, offset=offset) for offset in (0, 2, 4, 6)]
+    assert [p["total"] for p in pages] == [5, 5, 5, 5]
+    assert [len(p["items"]) for p in pages] == [2, 2, 1, 0]
+    assert [i["name"] for p in pages for i in p["items"]] == ALL_NAMES
+    assert (pages[1]["limit"], pages[1]["offset"]) == (2, 2)
+
+
+def test_lineage_names_reach_outside_the_current_page(
+    client: Client, viewer_headers: Headers
+) -> None:
+    page = _list(client, viewer_headers, search="stg_shop")
+    [staging] = page["items"]
+    assert staging["upstream"] == ["raw_shop.orders"]
+    assert staging["downstream"] == ["marts.customer_revenue"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"search": "ORDERS"}, ["raw_shop.orders", "staging.stg_shop__orders"]),
+        ({"search": "cleaned"}, ["staging.stg_shop__orders"]),  # description only
+        ({"search": "100%"}, ["marts.customer_revenue"]),
+        ({"search": "%"}, ["marts.customer_revenue"]),  # a literal percent sign
+        (
+            {"search": "_"},
+            [
+                "raw_shop.customers",
+                "raw_shop.orders",
+                "seeds.country_codes",
+                "staging.stg_shop__orders",
+                "marts.customer_revenue",
+            ],
+        ),
+        ({"kind": "source"}, ["raw_shop.customers", "raw_shop.orders"]),
+        ({"kind": "model", "search": "orders"}, ["staging.stg_shop__orders"]),
+        ({"search": "no such thing"}, []),
+        ({"kind": "view"}, []),
+    ],
+)
+def test_search_and_kind_filters(
+    client: Client, viewer_headers: Headers, params: dict[str, str], expected: list[str]
+) -> None:
+    page = _list(client, viewer_headers, **params)
+    assert [i["name"] for i in page["items"]] == sorted(expected)
+    assert page["total"] == len(expected)
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "ten"}])
+def test_out_of_range_paging_is_a_400(
+    client: Client, viewer_headers: Headers, params: dict[str, Any]
+) -> None:
+    response = client.get("/api/catalog/datasets", headers=viewer_headers, params=params)
+    assert response.status_code == 400
+    assert response.json()["statusCode"] == 400
+
+
+def test_limit_500_is_allowed(client: Client, viewer_headers: Headers) -> None:
+    assert _list(client, viewer_headers, limit=500)["limit"] == 500
+
+
+def test_get_one_dataset(
+    client: Client, viewer_headers: Headers, dataset_ids: dict[str, int]
+) -> None:
+    dataset_id = dataset_ids["raw_shop.orders"]
+    response = client.get(f"/api/catalog/datasets/{dataset_id}", headers=viewer_headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == dataset_id
+    assert body["name"] == "raw_shop.orders"
+    assert body["description"] == "Orders as loaded from the shop database"
+    assert body["upstream"] == []
+    assert body["downstream"] == ["staging.stg_shop__orders"]
+    assert [c["name"] for c in body["columns"]] == ["id"]
+
+
+def test_unknown_dataset_is_a_404(client: Client, viewer_headers: Headers) -> None:
+    response = client.get("/api/catalog/datasets/999999", headers=viewer_headers)
+    assert response.status_code == 404
+    assert response.json() == {"statusCode": 404, "detail": "Dataset 999999 not found"}
+    assert client.get("/api/catalog/datasets/abc", headers=viewer_headers).status_code == 404
+
+
+def test_get_one_requires_a_token(client: Client, dataset_ids: dict[str, int]) -> None:
+    response = client.get(f"/api/catalog/datasets/{dataset_ids['raw_shop.orders']}")
+    assert response.status_code == 401
