@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[HealthController, AuthController, CatalogController],
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
-            "db_session": Provide(provide_db_session, sync_to_thread=False),
+            "db_session": Provide(provide_db_session),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_app_init=[jwt_auth.on_app_init],

@@ -86,20 +86,14 @@ def _error_response(
     headers: dict[str, str] | None = None,
 ) -> Response[ErrorResponse]:
     return Response(
-        content=ErrorResponse(
-            status_code=status_code, detail=detail, hint=hint, extra=extra
-        ),
+        content=ErrorResponse(status_code=status_code, detail=detail, hint=hint, extra=extra),
         status_code=status_code,
         headers=headers,
     )
 
 
-def _server_error(
-    request: Request[Any, Any, Any], exc: Exception
-) -> Response[ErrorResponse]:
-    logger.error(
-        "unhandled error on %s %s", request.method, request.url.path, exc_info=exc
-    )
+def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error_response(HTTP_500_INTERNAL_SERVER_ERROR, GENERIC_SERVER_ERROR)
 
 
@@ -107,14 +101,10 @@ def handle_headwater_error(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ErrorResponse]:
     """Turn a :class:`HeadwaterError` into its mapped status and a JSON body."""
-    if not isinstance(
-        exc, HeadwaterError
-    ):  # pragma: no cover - registered for HeadwaterError
+    if not isinstance(exc, HeadwaterError):  # pragma: no cover - registered for HeadwaterError
         return _server_error(request, exc)
     status = status_for(exc)
-    if status >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(
-        exc, ServiceUnavailable
-    ):
+    if status >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(exc, ServiceUnavailable):
         return _server_error(request, exc)
     headers: dict[str, str] = {}
     if isinstance(exc, AuthenticationFailed):
@@ -128,18 +118,14 @@ def handle_http_exception(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ErrorResponse]:
     """Litestar's own HTTP errors (validation, 401 from the auth middleware, 404, 405…)."""
-    if not isinstance(
-        exc, HTTPException
-    ):  # pragma: no cover - registered for HTTPException
+    if not isinstance(exc, HTTPException):  # pragma: no cover - registered for HTTPException
         return _server_error(request, exc)
     if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
         return _server_error(request, exc)
     headers = dict(exc.headers or {})
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
-    return _error_response(
-        exc.status_code, exc.detail, extra=exc.extra, headers=headers or None
-    )
+    return _error_response(exc.status_code, exc.detail, extra=exc.extra, headers=headers or None)
 
 
 def handle_unexpected_error(

@@ -33,6 +33,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Drivers this project installs, used when a URL names none ("postgresql://...").
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
+
+
+def normalize_url(url: str) -> str:
+    """``url`` with an installed driver filled in where it names only the database kind."""
+    parsed = make_url(url)
+    if "+" not in parsed.drivername and parsed.drivername in DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    return parsed.render_as_string(hide_password=False)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -44,6 +56,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """One engine per metadata store URL, per process."""
+    url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -51,7 +64,8 @@ def get_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {"connect_timeout": 10} if parsed.get_driver_name() == "psycopg2" else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 @lru_cache(maxsize=8)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from litestar import Controller, post
-from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.orm import Session
 
 from api.auth import services
 from api.auth.schemas import LoginRequest, LoginResponse
-from api.schemas import ErrorResponse
+from api.openapi import error_responses
 from headwater.settings import Settings
 
 
@@ -25,12 +24,8 @@ class AuthController(Controller):
         exclude_from_auth=True,
         security=[{}],
         sync_to_thread=True,
-        responses={
-            401: ResponseSpec(ErrorResponse, description="Invalid email or password")
-        },
+        responses=error_responses(400, 401, s401="Invalid email or password"),
     )
-    def login(
-        self, data: LoginRequest, db_session: Session, settings: Settings
-    ) -> LoginResponse:
+    def login(self, data: LoginRequest, db_session: Session, settings: Settings) -> LoginResponse:
         user = services.authenticate(db_session, data.email, data.password)
         return services.issue_token(settings, user)

@@ -31,9 +31,7 @@ def requires_role(*roles: Role) -> GuardFn:
     """A guard admitting only users whose role is one of ``roles``."""
     allowed = frozenset(role.value for role in roles)
 
-    def guard(
-        connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-    ) -> None:
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if current_user(connection).role not in allowed:
             raise PermissionDenied("Your role does not allow this action")
 

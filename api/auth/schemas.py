@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 
 
-class LoginRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+class LoginRequest(msgspec.Struct, rename="camel"):
     """Credentials for ``POST /api/auth/login``."""
 
     email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
@@ -19,7 +19,7 @@ class LoginResponse(msgspec.Struct, rename="camel"):
 
     access_token: str
     expires_in: int
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme, not a secret
 
 
 class CurrentUser(msgspec.Struct, frozen=True):

@@ -10,8 +10,8 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from litestar.connection import ASGIConnection
 from litestar.concurrency import sync_to_thread
+from litestar.connection import ASGIConnection
 from litestar.security.jwt import Token
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from headwater.settings import Settings
 
 ALGORITHM = "HS256"
 INVALID_CREDENTIALS = "Invalid email or password"
-INVALID_TOKEN = "Invalid or expired token"
+INVALID_TOKEN = "Invalid or expired token"  # noqa: S105 - a message
 
 _hasher = PasswordHasher()
 

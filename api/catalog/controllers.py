@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
 from api.catalog import services
 from api.catalog.schemas import DatasetOut
-from api.schemas import ErrorResponse, Page
+from api.openapi import error_responses
+from api.schemas import Page
 
 MAX_PAGE_SIZE = 500
 
@@ -24,14 +24,13 @@ class CatalogController(Controller):
         "/datasets",
         operation_id="listDatasets",
         summary="List datasets",
+        responses=error_responses(400, 401),
         sync_to_thread=True,
     )
     def list_datasets(
         self,
         db_session: Session,
-        limit: Annotated[
-            int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
-        ] = 50,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
         offset: Annotated[int, Parameter(ge=0, description="Matches to skip.")] = 0,
         search: Annotated[
             str | None,
@@ -40,9 +39,7 @@ class CatalogController(Controller):
                 description="Case-insensitive substring of the name or description.",
             ),
         ] = None,
-        kind: Annotated[
-            str | None, Parameter(max_length=32, description="Exact kind.")
-        ] = None,
+        kind: Annotated[str | None, Parameter(max_length=32, description="Exact kind.")] = None,
     ) -> Page[DatasetOut]:
         return services.list_datasets(
             db_session, limit=limit, offset=offset, search=search, kind=kind
@@ -53,9 +50,7 @@ class CatalogController(Controller):
         operation_id="getDataset",
         summary="Get one dataset",
         sync_to_thread=True,
-        responses={
-            404: ResponseSpec(ErrorResponse, description="No dataset with this id")
-        },
+        responses=error_responses(400, 401, 404, s404="No dataset with this id"),
     )
     def get_dataset(self, db_session: Session, dataset_id: int) -> DatasetOut:
         return services.get_dataset(db_session, dataset_id)

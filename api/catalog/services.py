@@ -1,4 +1,4 @@
-"""Read the catalog tables: datasets with columns and direct lineage, in a fixed number of queries."""
+"""Read the catalog tables: datasets, columns and direct lineage in a fixed number of queries."""
 
 from __future__ import annotations
 
@@ -34,9 +34,7 @@ def _neighbours(
         select(LineageEdge.upstream_id, LineageEdge.downstream_id, up.name, down.name)
         .join(up, up.id == LineageEdge.upstream_id)
         .join(down, down.id == LineageEdge.downstream_id)
-        .where(
-            or_(LineageEdge.upstream_id.in_(ids), LineageEdge.downstream_id.in_(ids))
-        )
+        .where(or_(LineageEdge.upstream_id.in_(ids), LineageEdge.downstream_id.in_(ids)))
     )
     wanted = set(ids)
     for upstream_id, downstream_id, upstream_name, downstream_name in rows:
@@ -104,10 +102,7 @@ def list_datasets(
         )
     if kind:
         conditions.append(Dataset.kind == kind)
-    total = (
-        session.scalar(select(func.count()).select_from(Dataset).where(*conditions))
-        or 0
-    )
+    total = session.scalar(select(func.count()).select_from(Dataset).where(*conditions)) or 0
     datasets = session.scalars(
         select(Dataset)
         .where(*conditions)
@@ -132,9 +127,7 @@ def get_dataset(session: Session, dataset_id: int) -> DatasetOut:
         NotFound: no dataset has this id.
     """
     dataset = session.scalar(
-        select(Dataset)
-        .where(Dataset.id == dataset_id)
-        .options(selectinload(Dataset.columns))
+        select(Dataset).where(Dataset.id == dataset_id).options(selectinload(Dataset.columns))
     )
     if dataset is None:
         raise NotFound(f"Dataset {dataset_id} not found")

@@ -26,7 +26,9 @@ class HealthController(Controller):
         sync_to_thread=True,
         responses={
             503: ResponseSpec(
-                HealthResponse, description="At least one dependency is not ok"
+                HealthResponse,
+                description="At least one dependency is not ok",
+                generate_examples=False,
             )
         },
     )

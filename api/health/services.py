@@ -54,9 +54,7 @@ def check_duckdb(settings: Settings) -> CheckResult:
             connection.close()
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
-            return CheckResult(
-                "busy", "DuckDB warehouse is locked by a writing process"
-            )
+            return CheckResult("busy", "DuckDB warehouse is locked by a writing process")
         logger.warning("DuckDB warehouse check failed: %s", exc)
         return CheckResult("error", "DuckDB warehouse could not be opened")
     except duckdb.Error as exc:

@@ -48,9 +48,7 @@ def validate_password(password: str) -> None:
             hint="a passphrase of a few random words is easy to remember and hard to guess",
         )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"Password too long: at most {MAX_PASSWORD_LENGTH} characters"
-        )
+        raise InvalidInput(f"Password too long: at most {MAX_PASSWORD_LENGTH} characters")
 
 
 def create_user(session: Session, email: str, password: str, role: Role | str) -> User:
@@ -69,9 +67,7 @@ def create_user(session: Session, email: str, password: str, role: Role | str) -
         raise InvalidInput(f"Unknown role {role!r}", hint=f"one of {allowed}") from None
     if session.scalar(select(User.id).where(User.email == normalized)) is not None:
         raise Conflict(f"A user with email {normalized!r} already exists")
-    user = User(
-        email=normalized, password_hash=hash_password(password), role=checked_role.value
-    )
+    user = User(email=normalized, password_hash=hash_password(password), role=checked_role.value)
     session.add(user)
     try:
         session.flush()
@@ -95,9 +91,7 @@ def ensure_admin(settings: Settings) -> str | None:
         Conflict: a non-admin user already has the admin email.
     """
     with session_scope(settings.metadata_url) as session:
-        has_admin = session.scalar(
-            select(User.id).where(User.role == Role.ADMIN.value).limit(1)
-        )
+        has_admin = session.scalar(select(User.id).where(User.role == Role.ADMIN.value).limit(1))
         if has_admin is not None:
             return None
         generated: str | None = None

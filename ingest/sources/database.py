@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from headwater.db import normalize_url
 from ingest.errors import IngestError
 
 if TYPE_CHECKING:
@@ -29,9 +30,7 @@ def _url(source: SourceSpec) -> str:
             "the connection is not a valid database URL",
             hint="use e.g. postgresql://user:${PASSWORD}@host/db or mysql+pymysql://...",
         ) from None
-    if parsed.get_backend_name() == "mysql" and parsed.get_driver_name() == "mysqldb":
-        parsed = parsed.set(drivername="mysql+pymysql")
-    return parsed.render_as_string(hide_password=False)
+    return normalize_url(parsed.render_as_string(hide_password=False))
 
 
 def _safe(url: str) -> str:

@@ -1,0 +1,120 @@
+"""The `database` source kind against real PostgreSQL and MariaDB servers, into both warehouses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from headwater.settings import Settings
+from ingest.errors import IngestError
+from ingest.runner import run_source
+from ingest.sample_data import generate, write_database
+from ingest.sources import check_connection
+from ingest.spec import parse_sources
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+SCALE = 0.05
+SERVERS = {
+    "postgres": "postgresql+psycopg2://postgres@127.0.0.1:5432",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306",
+}
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def source_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database on a real server, filled with the sample shop, dropped afterwards."""
+    server = SERVERS[request.param]
+    name = f"hw_src_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(
+        f"{server}/{'test' if request.param == 'postgres' else ''}", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"create database {name}"))
+    url = f"{server}/{name}"
+    write_database(url, scale=SCALE)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"drop database {name}"))
+    admin.dispose()
+
+
+def shop_spec(url: str) -> str:
+    return f"""
+sources:
+  shop:
+    kind: database
+    connection: {url}
+    tables:
+      customers: {{write_disposition: merge, primary_key: id, cursor: updated_at}}
+      orders: {{write_disposition: merge, primary_key: id, cursor: updated_at}}
+      products: {{write_disposition: replace}}
+"""
+
+
+def count(settings: Settings, table: str) -> int:
+    sql = f"select count(*) from {settings.raw_schema('shop')}.{table}"
+    if settings.warehouse == "duckdb":
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+            return int(connection.execute(sql).fetchone()[0])  # type: ignore[index]
+    engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    with engine.connect() as connection:
+        value = connection.execute(sa.text(sql)).scalar_one()
+    engine.dispose()
+    return int(value)
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_database_source_loads_incrementally(
+    source_url: str, warehouse: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    overrides = {}
+    if warehouse == "postgres":
+        overrides = {
+            "warehouse": "postgres",
+            "warehouse_dbname": "test",
+            "schema_prefix": request.getfixturevalue("pg_prefix"),
+        }
+    settings = make_settings(tmp_path, **overrides)
+    source = parse_sources(shop_spec(source_url), env={}).sources["shop"]
+    check_connection(source)
+
+    first = run_source(settings, "shop", source)
+    assert first.rows == {"customers": 50, "orders": 250, "products": 10}
+    assert count(settings, "orders") == 250
+
+    # Change one order at the source: only it is read again, and merged, not duplicated.
+    engine = sa.create_engine(source_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("update orders set status = 'returned', updated_at = :t where id = 1"),
+            {"t": "2030-01-01 00:00:00"},
+        )
+    engine.dispose()
+    second = run_source(settings, "shop", source)
+    assert second.rows.get("orders") == 1
+    assert second.rows.get("customers", 0) == 0
+    assert count(settings, "orders") == 250
+    assert count(settings, "products") == 10
+
+
+def test_unreachable_database_error_hides_the_password(tmp_path: Path) -> None:
+    spec = shop_spec("postgresql://reader:s3cret-pw@127.0.0.1:1/shop")
+    source = parse_sources(spec, env={}).sources["shop"]
+    with pytest.raises(IngestError) as info:
+        check_connection(source)
+    assert "cannot connect to postgresql+psycopg2://reader:***@127.0.0.1:1/shop" in str(info.value)
+    assert "s3cret-pw" not in str(info.value)
+
+
+def test_missing_table_is_named(tmp_path: Path) -> None:
+    generate(tmp_path, scale=SCALE)
+    text = shop_spec(f"sqlite:///{tmp_path / 'shop.db'}").replace("products:", "prodcts:")
+    with pytest.raises(IngestError, match="has no table\\(s\\) prodcts"):
+        check_connection(parse_sources(text, env={}).sources["shop"])

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from api.auth.guards import current_user, requires_admin, requires_role, requires_writer
+from api.auth.schemas import CurrentUser
+from api.errors import AuthenticationFailed, PermissionDenied
+from api.users.models import Role
+
+pytestmark = pytest.mark.unit
+
+HANDLER = cast(BaseRouteHandler, None)
+
+
+class _Connection:
+    def __init__(self, user: CurrentUser | None) -> None:
+        self.scope: dict[str, Any] = {"type": "http"}
+        if user is not None:
+            self.scope["user"] = user
+
+
+def _conn(role: str | None) -> ASGIConnection[Any, Any, Any, Any]:
+    user = None if role is None else CurrentUser(id=1, email="a@b.co", role=role)
+    return cast(ASGIConnection[Any, Any, Any, Any], _Connection(user))
+
+
+def test_admin_guard_admits_only_admins() -> None:
+    requires_admin(_conn("admin"), HANDLER)
+    for role in ("user", "viewer"):
+        with pytest.raises(PermissionDenied):
+            requires_admin(_conn(role), HANDLER)
+
+
+def test_writer_guard_refuses_viewers() -> None:
+    requires_writer(_conn("admin"), HANDLER)
+    requires_writer(_conn("user"), HANDLER)
+    with pytest.raises(PermissionDenied):
+        requires_writer(_conn("viewer"), HANDLER)
+
+
+def test_guards_refuse_anonymous_connections() -> None:
+    with pytest.raises(AuthenticationFailed):
+        requires_role(Role.VIEWER)(_conn(None), HANDLER)
+    with pytest.raises(AuthenticationFailed):
+        current_user(_conn(None))
