@@ -42,7 +42,9 @@ def timed_subprocess(code: str, env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--scale", type=float, default=5.0, help="sample data scale (1 = demo)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best counts")
     args = parser.parse_args()
@@ -81,20 +83,50 @@ def main() -> None:
         loaded: dict[str, int] = {}
         ours_ingest, bare_ingest = [], []
         for _ in range(args.repeat):
-            ours_ingest.append(best_of(1, fresh_ours, lambda: loaded.update(
-                ours=sum(s.total_rows for s in run_all(settings)))))
-            bare_ingest.append(best_of(1, fresh_bare, lambda: loaded.update(
-                bare=bare_dlt_load(settings.sample_dir, bare_dir / "w.duckdb", bare_dir / "dlt"))))
+            ours_ingest.append(
+                best_of(
+                    1,
+                    fresh_ours,
+                    lambda: loaded.update(ours=sum(s.total_rows for s in run_all(settings))),
+                )
+            )
+            bare_ingest.append(
+                best_of(
+                    1,
+                    fresh_bare,
+                    lambda: loaded.update(
+                        bare=bare_dlt_load(
+                            settings.sample_dir, bare_dir / "w.duckdb", bare_dir / "dlt"
+                        )
+                    ),
+                )
+            )
         if loaded["ours"] != loaded["bare"]:
-            raise SystemExit(f"ingest loaded {loaded['ours']} rows, the bare pipeline {loaded['bare']}")
-        rows.append((f"ingest ({loaded['ours']:,} rows)", min(ours_ingest), "plain dlt pipeline", min(bare_ingest)))
+            raise SystemExit(
+                f"ingest loaded {loaded['ours']} rows, the bare pipeline {loaded['bare']}"
+            )
+        rows.append(
+            (
+                f"ingest ({loaded['ours']:,} rows)",
+                min(ours_ingest),
+                "plain dlt pipeline",
+                min(bare_ingest),
+            )
+        )
 
         env = dbt_env(settings)
         ours_dbt, bare_dbt = [], []
         for _ in range(args.repeat):
             ours_dbt.append(best_of(1, lambda: None, lambda: run_dbt(settings, "build")))
             bare_dbt.append(best_of(1, lambda: None, lambda: bare_dbt_build(ROOT, env)))
-        rows.append(("transform (dbt build)", min(ours_dbt), "dbt build --profiles-dir profiles", min(bare_dbt)))
+        rows.append(
+            (
+                "transform (dbt build)",
+                min(ours_dbt),
+                "dbt build --profiles-dir profiles",
+                min(bare_dbt),
+            )
+        )
 
         upgrade(settings.metadata_url)
         catalog_time = best_of(args.repeat, lambda: None, lambda: refresh(settings))
@@ -119,7 +151,9 @@ def main() -> None:
         import_time = min(
             timed_subprocess("import dagster, dagster_dbt", child_env) for _ in range(args.repeat)
         )
-        rows.append(("Dagster definitions load", defs_time, "import dagster, dagster_dbt", import_time))
+        rows.append(
+            ("Dagster definitions load", defs_time, "import dagster, dagster_dbt", import_time)
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -129,7 +163,9 @@ def main() -> None:
     for name, ours, base_name, base in rows:
         table.add_row(name, f"{ours:.2f}", base_name, f"{base:.2f}", f"{ours / base:.2f}")
     console.print(table)
-    console.print("targets: whole pipeline ratio ≤ 1.3 (ours vs bare tools); definitions load < 5 s")
+    console.print(
+        "targets: whole pipeline ratio ≤ 1.3 (ours vs bare tools); definitions load < 5 s"
+    )
 
 
 if __name__ == "__main__":

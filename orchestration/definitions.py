@@ -9,7 +9,6 @@ No ``from __future__ import annotations`` here: Dagster reads the ``context``
 annotation at definition time.
 """
 
-
 import os
 from collections.abc import Iterator
 from typing import Any

@@ -97,7 +97,7 @@ def release_duckdb() -> None:
     environment = DuckDBConnectionManager._ENV
     if environment is not None:
         environment.close()
-    DuckDBConnectionManager.close_all_connections()
+    DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
 
 
 def _results(result: Any) -> list[Any]:

@@ -47,7 +47,9 @@ def pg_prefix() -> Iterator[str]:
     engine = sa.create_engine(PG_URL)
     with engine.begin() as connection:
         schemas = connection.execute(
-            sa.text("select schema_name from information_schema.schemata where schema_name like :p"),
+            sa.text(
+                "select schema_name from information_schema.schemata where schema_name like :p"
+            ),
             {"p": prefix.replace("_", r"\_") + "%"},
         ).scalars()
         for schema in schemas:

@@ -27,7 +27,10 @@ def test_raw_tables_feed_the_staging_models_that_read_them(defs) -> None:  # typ
     graph = defs.resolve_asset_graph()
     stg_orders = graph.get(AssetKey(["staging", "stg_shop__orders"]))
     assert AssetKey(["shop", "orders"]) in stg_orders.parent_keys
-    assert AssetKey(["web", "events"]) in graph.get(AssetKey(["staging", "stg_web__events"])).parent_keys
+    assert (
+        AssetKey(["web", "events"])
+        in graph.get(AssetKey(["staging", "stg_web__events"])).parent_keys
+    )
     # The raw table is itself produced by the dlt load, not an external placeholder.
     raw = graph.get(AssetKey(["shop", "orders"]))
     assert raw.is_materializable
@@ -36,7 +39,11 @@ def test_raw_tables_feed_the_staging_models_that_read_them(defs) -> None:  # typ
 
 def test_every_raw_table_reaches_a_mart(defs) -> None:  # type: ignore[no-untyped-def]
     graph = defs.resolve_asset_graph()
-    marts = {AssetKey(["marts", "customers"]), AssetKey(["marts", "orders"]), AssetKey(["marts", "daily_revenue"])}
+    marts = {
+        AssetKey(["marts", "customers"]),
+        AssetKey(["marts", "orders"]),
+        AssetKey(["marts", "daily_revenue"]),
+    }
     assert marts <= graph.get_all_asset_keys()
     for key in [AssetKey(["shop", "orders"]), AssetKey(["marketing", "spend"])]:
         seen, frontier = set(), {key}
@@ -68,15 +75,18 @@ def test_full_pipeline_job_runs_in_a_real_instance(tmp_path: Path) -> None:
     assert len(checks) > 50
     failed = [c.check_name for c in checks if not c.passed]
     # Only the documented warn-level checks (expected messiness in the sample) may fail.
-    assert all(
-        c.severity == AssetCheckSeverity.WARN for c in checks if not c.passed
-    ), failed
+    assert all(c.severity == AssetCheckSeverity.WARN for c in checks if not c.passed), failed
 
 
 def test_definitions_load_from_workspace_in_a_fresh_process(tmp_path: Path) -> None:
     env = {**os.environ, "HEADWATER_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-c", "from orchestration.definitions import defs; print(len(defs.resolve_all_asset_specs()))"],
+        [
+            sys.executable,
+            "-c",
+            "from orchestration.definitions import defs; "
+            "print(len(defs.resolve_all_asset_specs()))",
+        ],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -74,9 +74,7 @@ def test_sample_pipeline_end_to_end(settings: Settings) -> None:
     assert summary.statuses.get("success", 0) + summary.statuses.get("pass", 0) > 20
     assert not summary.failures
     marts = settings.warehouse_schema("marts")
-    customers = query(
-        settings, f"select count(*), count(distinct email) from {marts}.customers"
-    )[0]
+    customers = query(settings, f"select count(*), count(distinct email) from {marts}.customers")[0]
     assert customers[0] == customers[1], "duplicate sign-ups are merged into one customer"
     assert 0 < customers[0] < 200
     revenue = query(settings, f"select sum(revenue) from {marts}.daily_revenue")[0][0]
@@ -91,7 +89,9 @@ def test_sample_pipeline_end_to_end(settings: Settings) -> None:
         assert f"{raw}.orders" in names
         assert "source.shop.orders" in names
         staging_orders = session.scalar(
-            sa.select(Dataset).where(Dataset.name == f"{settings.warehouse_schema('staging')}.stg_shop__orders")
+            sa.select(Dataset).where(
+                Dataset.name == f"{settings.warehouse_schema('staging')}.stg_shop__orders"
+            )
         )
         assert staging_orders is not None and staging_orders.description
         upstream = session.scalars(

@@ -34,14 +34,19 @@ MANIFEST = {
     },
     "nodes": {
         "model.p.stg_orders": node(
-            "model", "staging", "stg_orders", ["source.p.shop.orders"],
+            "model",
+            "staging",
+            "stg_orders",
+            ["source.p.shop.orders"],
             description="Orders, cleaned.",
             columns={"order_id": {"description": "Primary key."}},
         ),
         "model.p.int_orders": node(
             "model", "intermediate", "int_orders", ["model.p.stg_orders"], materialized="ephemeral"
         ),
-        "model.p.orders": node("model", "marts", "orders", ["model.p.int_orders"], alias="fct_orders"),
+        "model.p.orders": node(
+            "model", "marts", "orders", ["model.p.int_orders"], alias="fct_orders"
+        ),
         "test.p.unique_orders": node("test", "marts", "unique", ["model.p.orders"]),
     },
 }
@@ -79,7 +84,9 @@ def test_dlt_edges_point_from_source_table_to_raw_table() -> None:
         ("information_schema", "", False, None),
     ],
 )
-def test_which_schemas_are_catalogued(schema: str, prefix: str, covered: bool, kind: str | None) -> None:
+def test_which_schemas_are_catalogued(
+    schema: str, prefix: str, covered: bool, kind: str | None
+) -> None:
     assert is_catalogued_schema(schema, prefix) is covered
     if kind:
         assert kind_of(schema, prefix) == kind

@@ -16,10 +16,17 @@ pytestmark = pytest.mark.unit
 def test_help_answers_at_once_without_importing_the_domain() -> None:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from headwater.cli import main; "
-         "main(['--help'], standalone_mode=False); "
-         "print(sorted(m for m in ('dlt', 'dagster', 'dbt', 'litestar') if m in sys.modules))"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from headwater.cli import main; "
+            "main(['--help'], standalone_mode=False); "
+            "print(sorted(m for m in ('dlt', 'dagster', 'dbt', 'litestar') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     assert "ingest" in result.stdout and "transform" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
@@ -33,7 +40,9 @@ def test_every_command_has_help(command: str) -> None:
     assert "Usage:" in result.output
 
 
-def test_unknown_source_is_one_line_plus_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_source_is_one_line_plus_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
     result = CliRunner().invoke(main, ["ingest", "nosuch"])
     assert result.exit_code == 1
@@ -42,14 +51,19 @@ def test_unknown_source_is_one_line_plus_fix(tmp_path: Path, monkeypatch: pytest
     assert lines[1].strip().startswith("fix: declared sources: shop, web, marketing, suppliers")
 
 
-def test_invalid_sources_file_points_at_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_sources_file_points_at_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = tmp_path / "sources.yml"
     bad.write_text("sources:\n  shop:\n    kind: database\n    tables: {a: {}}\n")
     monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
     monkeypatch.setenv("HEADWATER_SOURCES_FILE", str(bad))
     result = CliRunner().invoke(main, ["ingest"])
     assert result.exit_code == 1
-    assert f"error: {bad}:2: sources.shop: a 'database' source needs a 'connection' URL" in result.output
+    assert (
+        f"error: {bad}:2: sources.shop: a 'database' source needs a 'connection' URL"
+        in result.output
+    )
 
 
 def test_invalid_configuration_is_reported_by_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,10 +19,17 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def test_production_shape_services(compose: dict) -> None:  # type: ignore[type-arg]
     services = compose["services"]
-    assert {"postgres", "redis", "api", "dagster-webserver", "dagster-daemon", "dagster-code"} <= set(services)
+    assert {
+        "postgres",
+        "redis",
+        "api",
+        "dagster-webserver",
+        "dagster-daemon",
+        "dagster-code",
+    } <= set(services)
     assert services["api"]["ports"] == ["8000:8000"]
     assert services["api"]["environment"]["HEADWATER_WAREHOUSE"] == "postgres"
-    assert services["api"]["environment"]["HEADWATER_API_HOST"] == "0.0.0.0"
+    assert services["api"]["environment"]["HEADWATER_API_HOST"] == "0.0.0.0"  # noqa: S104
 
 
 def test_every_headwater_variable_is_a_setting(compose: dict) -> None:  # type: ignore[type-arg]

@@ -57,7 +57,8 @@ def test_missing_environment_variable_names_it() -> None:
         (
             "sources:\n  shop:\n    kind: database\n    connection: sqlite://\n"
             "    tables:\n      orders:\n        write_disposition: merge\n",
-            r"s\.yml:6: sources\.shop\.tables\.orders: write_disposition 'merge' needs a primary_key",
+            r"s\.yml:6: sources\.shop\.tables\.orders: "
+            r"write_disposition 'merge' needs a primary_key",
         ),
         (
             "sources:\n  shop:\n    kind: database\n    tables:\n      orders: {}\n",
@@ -68,7 +69,8 @@ def test_missing_environment_variable_names_it() -> None:
             r"s\.yml:2: sources\.files: table 'a': cannot tell the format",
         ),
         (
-            "sources:\n  shop:\n    kind: database\n    conection: sqlite://\n    tables: {a: {}}\n",
+            "sources:\n  shop:\n    kind: database\n"
+            "    conection: sqlite://\n    tables: {a: {}}\n",
             r"s\.yml:4: sources\.shop\.conection: unknown field",
         ),
         (
