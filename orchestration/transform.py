@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,21 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block (dbt reads ``env_var()`` there)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def dbt_args(settings: Settings, command: str, selector: str | None = None) -> list[str]:
     args = [
         command,
@@ -57,12 +74,12 @@ def run_dbt(
     """Run ``dbt <command>`` in this process. Raises TransformError on failure."""
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(settings))
     started = time.perf_counter()
-    try:
-        result = dbtRunner().invoke(dbt_args(settings, command, selector))
-    finally:
-        release_duckdb()
+    with environment(dbt_env(settings)):
+        try:
+            result = dbtRunner().invoke(dbt_args(settings, command, selector))
+        finally:
+            release_duckdb()
     seconds = time.perf_counter() - started
     statuses: Counter[str] = Counter()
     failures: list[str] = []

@@ -12,7 +12,7 @@ from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
 from headwater.settings import PROJECT_ROOT
 from ingest.sample_data import generate
-from orchestration.definitions import build_definitions
+from orchestration.assets import build_definitions
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.integration
