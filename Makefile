@@ -11,7 +11,7 @@ $(UV):
 	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 
 install: $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --quiet
 
 up: install
 	$(UV) run --frozen headwater up

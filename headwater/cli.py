@@ -380,5 +380,9 @@ def up(skip_pipeline: bool) -> None:
     except KeyboardInterrupt:
         click.echo("\nstopping…", err=True)
     finally:
+        # A second Ctrl-C (terminals and `uv run` both deliver one) must not cut the shutdown short.
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         services.stop()
+        signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous)
+    click.echo("stopped.", err=True)
