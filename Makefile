@@ -25,7 +25,7 @@ test: install lint
 	$(UV) run --frozen pytest
 
 bench: install
-	$(UV) run --frozen python -m benchmarks
+	$(UV) run --frozen python -m benchmarks --up
 
 clean:
 	rm -rf .headwater
