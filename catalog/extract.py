@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catalog.errors import CatalogError
+from headwater.warehouse import connect_duckdb_read_only, connect_postgres
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
@@ -121,7 +122,7 @@ def _duckdb_columns(
     if not path.exists():
         return [], {}
     try:
-        connection = duckdb.connect(str(path), read_only=True)
+        connection = connect_duckdb_read_only(settings)
     except duckdb.IOException as exc:
         raise CatalogError(
             f"cannot read the warehouse {path}: {str(exc).splitlines()[0]}",
@@ -146,14 +147,7 @@ def _postgres_columns(
     import psycopg2
 
     try:
-        connection = psycopg2.connect(
-            host=settings.warehouse_host,
-            port=settings.warehouse_port,
-            user=settings.warehouse_user,
-            password=settings.warehouse_password.get_secret_value(),
-            dbname=settings.warehouse_dbname,
-            connect_timeout=10,
-        )
+        connection = connect_postgres(settings)
     except psycopg2.OperationalError:
         raise CatalogError(
             f"cannot connect to the PostgreSQL warehouse at "

@@ -19,6 +19,7 @@ from api.health.schemas import CheckResult, HealthChecks, HealthResponse
 from headwater.db import get_engine
 from headwater.migrate import current_revision
 from headwater.settings import Settings
+from headwater.warehouse import connect_duckdb_read_only, connect_postgres
 
 logger = logging.getLogger("headwater.api.health")
 
@@ -47,7 +48,7 @@ def check_duckdb(settings: Settings) -> CheckResult:
     if not path.exists():
         return CheckResult("missing", "DuckDB warehouse file does not exist yet")
     try:
-        connection = duckdb.connect(str(path), read_only=True)
+        connection = connect_duckdb_read_only(settings)
         try:
             connection.execute("SELECT 1").fetchone()
         finally:
@@ -66,14 +67,7 @@ def check_duckdb(settings: Settings) -> CheckResult:
 def check_postgres_warehouse(settings: Settings) -> CheckResult:
     """Connect to the PostgreSQL warehouse with a short timeout and ``SELECT 1``."""
     try:
-        connection = psycopg2.connect(
-            host=settings.warehouse_host,
-            port=settings.warehouse_port,
-            user=settings.warehouse_user,
-            password=settings.warehouse_password.get_secret_value(),
-            dbname=settings.warehouse_dbname,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        )
+        connection = connect_postgres(settings, CONNECT_TIMEOUT_SECONDS)
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
