@@ -149,11 +149,18 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, 
     return lines
 
 
-def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
+def _interpolate(
+    value: Any,
+    env: Mapping[str, str],
+    path: tuple[Any, ...],
+    lines: dict[tuple[Any, ...], int],
+    origin: str,
+) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in strings; a missing one names its line."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, env, where) for k, v in value.items()}
+        return {k: _interpolate(v, env, (*path, k), lines, origin) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, env, where) for v in value]
+        return [_interpolate(v, env, (*path, i), lines, origin) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -164,7 +171,9 @@ def _interpolate(value: Any, env: Mapping[str, str], where: str) -> Any:
         if default is not None:
             return default
         raise SpecError(
-            f"{where}: environment variable {name} is not set", hint=f"export {name}=..."
+            f"{origin}:{lines.get(path, 1)}: {'.'.join(map(str, path))}: "
+            f"environment variable {name} is not set",
+            hint=f"export {name}=...",
         )
 
     for _ in range(8):  # nesting depth; a value that keeps expanding is a mistake
@@ -193,6 +202,8 @@ def parse_sources(
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise SpecError(f"{origin}:1: expected a mapping with a 'sources' key")
+    # Interpolate first, so that validation sees the values the loads will use.
+    data = _interpolate(data, os.environ if env is None else env, (), lines, origin)
     try:
         spec = SourcesFile.model_validate(data)
     except ValidationError as exc:
@@ -209,16 +220,7 @@ def parse_sources(
                 message = f"{message} (got {error['input']!r})"
             messages.append(f"{origin}:{lineno}: {dotted}: {message}")
         raise SpecError("\n".join(messages)) from None
-    environment = os.environ if env is None else env
-    resolved = {
-        name: source.model_validate(
-            _interpolate(
-                source.model_dump(), environment, f"{origin}:{lines.get(('sources', name), 1)}"
-            )
-        )
-        for name, source in spec.sources.items()
-    }
-    return SourcesFile(sources=resolved)
+    return spec
 
 
 def load_sources(path: Path, env: Mapping[str, str] | None = None) -> SourcesFile:

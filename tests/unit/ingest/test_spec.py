@@ -38,8 +38,23 @@ def test_valid_file_parses_with_environment_interpolated() -> None:
 
 
 def test_missing_environment_variable_names_it() -> None:
-    with pytest.raises(SpecError, match=r"s\.yml:2: environment variable SHOP_PASSWORD is not set"):
+    with pytest.raises(
+        SpecError,
+        match=r"s\.yml:4: sources\.shop\.connection: environment variable SHOP_PASSWORD is not set",
+    ):
         parse_sources(VALID, "s.yml", env={})
+
+
+def test_values_are_validated_after_interpolation() -> None:
+    text = (
+        "sources:\n  files:\n    kind: file\n    tables:\n"
+        "      events: {path: '${EVENTS_FILE}'}\n"
+        "  db:\n    kind: database\n    connection: '${DB_URL:-}'\n    tables: {t: {}}\n"
+    )
+    spec = parse_sources(text, "s.yml", env={"EVENTS_FILE": "/x/e.csv", "DB_URL": "sqlite://"})
+    assert spec.sources["files"].file_format("events") == "csv"
+    with pytest.raises(SpecError, match=r"s\.yml:6: sources\.db: a 'database' source needs"):
+        parse_sources(text, "s.yml", env={"EVENTS_FILE": "/x/e.csv"})
 
 
 @pytest.mark.parametrize(
