@@ -2,13 +2,15 @@
 # sample data; `make test` runs every test (the command CI runs).
 SHELL := /bin/bash
 UV_VERSION := 0.13.8
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else a private copy in .tools/ (a venv: works where pip --user cannot).
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON ?= 3.11
 
 .PHONY: up install test lint bench clean
 
-$(UV):
-	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
 install: $(UV)
 	$(UV) sync --frozen --quiet
@@ -28,4 +30,4 @@ bench: install
 	$(UV) run --frozen python -m benchmarks --up
 
 clean:
-	rm -rf .headwater
+	rm -rf .headwater .tools

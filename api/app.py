@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         algorithm=ALGORITHM,
         default_token_expiration=timedelta(minutes=settings.jwt_ttl_minutes),
         require_claims=["exp", "sub"],
-        exclude=[f"^{OPENAPI_PATH}"],
+        exclude=[f"^{OPENAPI_PATH}(/|$)"],
         description="Bearer token from POST /api/auth/login.",
     )
     return Litestar(

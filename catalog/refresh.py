@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
@@ -129,10 +129,4 @@ def refresh(settings: Settings) -> RefreshSummary:
     datasets, edges = collect(settings)
     with session_scope(settings.metadata_url) as session:
         summary = apply(session, datasets, edges)
-    return RefreshSummary(
-        summary.datasets,
-        summary.columns,
-        summary.edges,
-        summary.removed,
-        time.perf_counter() - started,
-    )
+    return replace(summary, seconds=time.perf_counter() - started)

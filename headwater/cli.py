@@ -7,6 +7,7 @@ plus the fix and exit non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -29,10 +30,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DAGSTER_YAML = """\
 # Written by `headwater init`. Local instance: SQLite storage under DAGSTER_HOME.
+# One run at a time: the embedded DuckDB warehouse takes one writing process.
 telemetry:
   enabled: false
 run_queue:
-  max_concurrent_runs: 2
+  max_concurrent_runs: 1
 """
 
 
@@ -165,6 +167,13 @@ def run_catalog(settings: Settings) -> None:
     )
 
 
+def run_pipeline(settings: Settings) -> None:
+    """Ingest every source, build every model, refresh the catalog."""
+    run_ingest(settings)
+    run_transform(settings)
+    run_catalog(settings)
+
+
 @main.command()
 @click.argument("sources", nargs=-1)
 @handle_errors
@@ -194,16 +203,13 @@ def catalog_refresh() -> None:
 
 
 @main.command()
-@click.option("--sample/--no-sample", default=True, help="Generate the sample data first.")
+@click.option("--sample/--no-sample", default=True, help="Generate the sample data if missing.")
 @handle_errors
 def pipeline(sample: bool) -> None:
     """Run the whole pipeline once: ingest → dbt build → catalog refresh."""
     settings = _settings()
-    if sample:
-        initialise(settings)
-    run_ingest(settings)
-    run_transform(settings)
-    run_catalog(settings)
+    initialise(settings, sample=sample)
+    run_pipeline(settings)
 
 
 @main.group()
@@ -216,21 +222,20 @@ def user() -> None:
 @click.option(
     "--role", type=click.Choice(["admin", "user", "viewer"]), default="user", show_default=True
 )
-@click.option(
-    "--password",
-    prompt=True,
-    hide_input=True,
-    confirmation_prompt=True,
-    envvar="HEADWATER_NEW_USER_PASSWORD",
-    help="Prompted when not given (or set HEADWATER_NEW_USER_PASSWORD).",
-)
 @handle_errors
-def user_create(email: str, role: str, password: str) -> None:
-    """Create a user with a role (admin, user, viewer)."""
+def user_create(email: str, role: str) -> None:
+    """Create a user with a role (admin, user, viewer).
+
+    The password is prompted for (never an argument, which `ps` would show), or
+    read from HEADWATER_NEW_USER_PASSWORD for scripts.
+    """
     from api.users.services import create_user
     from headwater.db import session_scope
 
     settings = _settings()
+    password = os.environ.get("HEADWATER_NEW_USER_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
     with session_scope(settings.metadata_url) as session:
         created = create_user(session, email, password, role)
         click.echo(f"created {created.email} ({created.role})")
@@ -282,16 +287,23 @@ class Services:
         return None
 
     def stop(self, timeout: float = 20.0) -> None:
+        """SIGINT to every process group (children too, even if the leader died), then SIGKILL."""
         for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT)
+            _signal_group(process.pid, signal.SIGINT)
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
+        for process in self.processes.values():
+            _signal_group(process.pid, signal.SIGKILL)  # stragglers whose leader already left
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is gone
+        os.killpg(pgid, signum)
 
 
 def _wait_for(url: str, timeout: float) -> bool:
@@ -320,15 +332,13 @@ def up(skip_pipeline: bool) -> None:
     settings = _settings()
     initialise(settings)
     if not skip_pipeline:
-        run_ingest(settings)
-        run_transform(settings)
-        run_catalog(settings)
+        run_pipeline(settings)
     else:
         from orchestration.transform import run_dbt
 
         run_dbt(settings, "parse")
 
-    env = {**os.environ, **settings.tool_env(), "DAGSTER_HOME": str(settings.dagster_home)}
+    env = {**os.environ, **settings.tool_env()}
     bin_dir = Path(sys.executable).parent
     services = Services()
     previous = signal.signal(signal.SIGTERM, _interrupt)

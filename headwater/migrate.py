@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -20,21 +21,22 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the metadata store at ``url`` up to ``revision``."""
-    engine = get_engine(url)
-    with engine.begin() as connection:
+def _run(step: Callable[[Config, str], None], url: str, revision: str) -> None:
+    """Run an Alembic command in one transaction on the shared engine."""
+    with get_engine(url).begin() as connection:
         config = alembic_config(url)
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the metadata store at ``url`` up to ``revision``."""
+    _run(command.upgrade, url, revision)
 
 
 def downgrade(url: str, revision: str) -> None:
-    engine = get_engine(url)
-    with engine.begin() as connection:
-        config = alembic_config(url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+    """Take the metadata store at ``url`` down to ``revision`` (``base`` empties it)."""
+    _run(command.downgrade, url, revision)
 
 
 def current_revision(url: str) -> str | None:

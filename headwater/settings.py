@@ -8,6 +8,7 @@ as a whole.
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -60,7 +61,19 @@ class Settings(BaseSettings):
     sources_file: Path = Field(default=PROJECT_ROOT / "ingest" / "sources.yml")
     project_dir: Path = Field(default=PROJECT_ROOT, description="The dbt project directory.")
     sample_scale: float = Field(default=1.0, gt=0)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @field_validator("schema_prefix")
     @classmethod
@@ -124,8 +137,19 @@ class Settings(BaseSettings):
         key_file = self.home_dir / "secret_key"
         if not key_file.exists():
             self.home_dir.mkdir(parents=True, exist_ok=True)
-            key_file.touch(mode=0o600)
-            key_file.write_text(secrets.token_urlsafe(48))
+            # Written whole under a temporary name, then linked into place: a process
+            # starting at the same moment never reads a half-written (empty) key, and
+            # the first writer wins.
+            partial = key_file.with_name(f".secret_key.{os.getpid()}")
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            try:
+                os.link(partial, key_file)
+            except FileExistsError:
+                pass
+            finally:
+                partial.unlink()
         return key_file.read_text().strip()
 
     def tool_env(self) -> dict[str, str]:

@@ -94,7 +94,7 @@ def run_source(
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
         raise IngestError(
-            f"loading source {name!r} failed at step {exc.step}: {_describe(cause)}"
+            f"loading source {name!r} failed at step {exc.step}: {_describe(cause, source)}"
         ) from None
     rows: dict[str, int] = {}
     trace = pipe.last_trace
@@ -110,11 +110,27 @@ def run_source(
     )
 
 
-def _describe(exc: BaseException | None) -> str:
+def _describe(exc: BaseException | None, source: SourceSpec) -> str:
+    """The first line of the cause, with the source's password (if any) masked."""
     if exc is None:
         return "unknown error"
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    password = _password(source)
+    return text.replace(password, "***") if password else text
+
+
+def _password(source: SourceSpec) -> str | None:
+    if not source.connection:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(source.connection).password
+    except ArgumentError:
+        return None
+    return str(password) if password else None
 
 
 def run_all(settings: Settings, names: list[str] | None = None) -> list[LoadSummary]:

@@ -10,6 +10,7 @@ annotation at definition time.
 """
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -78,9 +79,21 @@ def dbt_project(settings: Settings) -> DbtProject:
         profiles_dir=settings.profiles_dir,
         target_path=settings.dbt_target_dir,
     )
-    if not project.manifest_path.exists():
+    if _manifest_is_stale(settings, project.manifest_path):
         run_dbt(settings, "parse")
     return project
+
+
+def _manifest_is_stale(settings: Settings, manifest: Path) -> bool:
+    """True when the manifest is missing or older than any file of the dbt project."""
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    root = settings.project_dir
+    files = [root / "dbt_project.yml", settings.profiles_dir / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "snapshots"):
+        files += [f for f in (root / folder).rglob("*") if f.is_file()]
+    return any(f.exists() and f.stat().st_mtime > built for f in files)
 
 
 def dbt_model_assets(settings: Settings, project: DbtProject) -> AssetsDefinition:

@@ -8,11 +8,13 @@ underlying error is logged for the operator.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import duckdb
 import psycopg2
 import redis
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.health.schemas import CheckResult, HealthChecks, HealthResponse
@@ -28,6 +30,10 @@ CONNECT_TIMEOUT_SECONDS = 3
 
 def check_metadata_store(settings: Settings) -> CheckResult:
     """``SELECT 1`` on the metadata store, and whether it has been migrated."""
+    url = make_url(settings.metadata_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        # Connecting would create an empty file; a probe must not change anything.
+        return CheckResult("missing", "sqlite metadata store is not initialised")
     try:
         engine = get_engine(settings.metadata_url)
         with engine.connect() as connection:

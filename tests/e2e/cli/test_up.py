@@ -97,4 +97,6 @@ def test_up_serves_the_loaded_platform_and_stops_cleanly(tmp_path: Path) -> None
     )
     assert second.returncode == 0, second.stderr
     assert "shown once" not in second.stderr
-    assert "ingest shop" in second.stderr and "no new rows" in second.stderr
+    lines = second.stderr.splitlines()
+    shop = next(i for i, line in enumerate(lines) if "ingest shop" in line)
+    assert lines[shop + 1].strip() == "no new rows", second.stderr

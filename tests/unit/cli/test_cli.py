@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ pytestmark = pytest.mark.unit
 
 
 def test_help_answers_at_once_without_importing_the_domain() -> None:
-    started = time.perf_counter()
     result = subprocess.run(
         [
             sys.executable,
@@ -30,7 +28,6 @@ def test_help_answers_at_once_without_importing_the_domain() -> None:
     )
     assert "ingest" in result.stdout and "transform" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
-    assert time.perf_counter() - started < 30
 
 
 @pytest.mark.parametrize("command", ["init", "up", "ingest", "transform", "catalog", "user", "api"])
@@ -88,3 +85,19 @@ def test_init_creates_store_and_prints_generated_password_once(
     second = CliRunner().invoke(main, ["init", "--no-sample"])
     assert second.exit_code == 0
     assert "password" not in second.output
+
+
+def test_user_create_reads_the_password_from_the_environment_and_refuses_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    monkeypatch.setenv("HEADWATER_ADMIN_PASSWORD", "admin-password-long-enough")
+    assert CliRunner().invoke(main, ["init", "--no-sample"]).exit_code == 0
+    monkeypatch.setenv("HEADWATER_NEW_USER_PASSWORD", "analyst-password-long")
+    created = CliRunner().invoke(main, ["user", "create", "Ana@Example.com", "--role", "viewer"])
+    assert created.exit_code == 0, created.output
+    assert created.output.strip() == "created ana@example.com (viewer)"
+    again = CliRunner().invoke(main, ["user", "create", "ana@example.com"])
+    assert again.exit_code == 1
+    assert again.output.startswith("error: ")
+    assert "analyst-password-long" not in again.output
