@@ -176,10 +176,20 @@ def run_pipeline(settings: Settings) -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1)
+@click.option("--check", is_flag=True, help="Only test that each source is reachable.")
 @handle_errors
-def ingest(sources: tuple[str, ...]) -> None:
+def ingest(sources: tuple[str, ...], check: bool) -> None:
     """Load declared sources (all, or the ones named) into the warehouse."""
-    run_ingest(_settings(), list(sources) or None)
+    settings = _settings()
+    if not check:
+        run_ingest(settings, list(sources) or None)
+        return
+    from ingest.runner import load_declared, select_sources
+    from ingest.sources import check_connection
+
+    for name, source in select_sources(load_declared(settings), list(sources) or None).items():
+        check_connection(source)
+        click.echo(f"✓ {name}: reachable, {len(source.tables)} table(s) found")
 
 
 @main.command()

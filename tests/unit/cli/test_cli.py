@@ -101,3 +101,19 @@ def test_user_create_reads_the_password_from_the_environment_and_refuses_duplica
     assert again.exit_code == 1
     assert again.output.startswith("error: ")
     assert "analyst-password-long" not in again.output
+
+
+def test_ingest_check_tests_each_source_without_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    missing = CliRunner().invoke(main, ["ingest", "--check", "web"])
+    assert missing.exit_code == 1
+    assert missing.output.startswith("error: table 'events': file not found:")
+    from ingest.sample_data import generate
+
+    generate(tmp_path / "sample", scale=0.01)
+    found = CliRunner().invoke(main, ["ingest", "--check"])
+    assert found.exit_code == 0, found.output
+    assert "✓ shop: reachable, 5 table(s) found" in found.output
+    assert not (tmp_path / "warehouse.duckdb").exists()
