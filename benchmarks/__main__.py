@@ -116,7 +116,7 @@ def main() -> None:
     from ingest.sample_data import SampleCounts, generate
     from orchestration.transform import dbt_env
 
-    console = Console()
+    console = Console(width=120)
     work = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
     rows: list[tuple[str, float, str, float]] = []
     try:
@@ -199,6 +199,8 @@ def main() -> None:
         rows.append(
             ("Dagster definitions load", defs_time, "import dagster, dagster_dbt", import_time)
         )
+        if args.up:
+            rows.append(("make up, fresh clone", make_up_wall_time(), "5-minute target", 300.0))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
