@@ -23,6 +23,7 @@ from catalog.models import Dataset, DatasetColumn, LineageEdge
 from headwater.db import get_engine, session_scope
 from headwater.migrate import upgrade
 from headwater.settings import Settings
+from tests.conftest import make_settings as make_test_settings
 
 TEST_SECRET = "integration-test-secret-key-long-enough-for-hs256"
 PG_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -100,17 +101,7 @@ def seed_metadata(metadata_url: str) -> dict[str, int]:
 
 
 def make_settings(home: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "home": home,
-        "database_url": None,
-        "warehouse": "duckdb",
-        "warehouse_path": None,
-        "redis_url": None,
-        "secret_key": TEST_SECRET,
-        "admin_password": None,
-        **overrides,
-    }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return make_test_settings(home, **{"secret_key": TEST_SECRET, **overrides})
 
 
 def make_warehouse(path: Path) -> None:
