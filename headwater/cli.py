@@ -100,8 +100,12 @@ def main() -> None:
     """Headwater: declarative, SQL-centric data platform (dlt + dbt + Dagster)."""
 
 
-def initialise(settings: Settings, *, sample: bool = True) -> None:
-    """Create HEADWATER_HOME, migrate the metadata store, create the admin, make sample data."""
+def initialise(settings: Settings, *, sample: bool = True) -> bool:
+    """Create HEADWATER_HOME, migrate the metadata store, create the admin, make sample data.
+
+    Returns True when existing sample data was replaced (a different scale): what
+    was loaded from the old sample must then be reloaded in full.
+    """
     from api.users.services import ensure_admin
     from headwater.migrate import upgrade
 
@@ -120,11 +124,14 @@ def initialise(settings: Settings, *, sample: bool = True) -> None:
             fg="yellow",
             err=True,
         )
-    if sample:
-        from ingest.sample_data import generate
+    if not sample:
+        return False
+    from ingest.sample_data import generate
 
-        with step(f"sample data ready (scale {settings.sample_scale:g})"):
-            generate(settings.sample_dir, scale=settings.sample_scale)
+    existed = settings.sample_dir.exists() and any(settings.sample_dir.iterdir())
+    with step(f"sample data ready (scale {settings.sample_scale:g})"):
+        written = generate(settings.sample_dir, scale=settings.sample_scale)
+    return existed and written
 
 
 @main.command()
@@ -133,16 +140,24 @@ def initialise(settings: Settings, *, sample: bool = True) -> None:
 def init(no_sample: bool) -> None:
     """Create the data directory, migrate the metadata store, create the admin user."""
     settings = _settings()
-    initialise(settings, sample=not no_sample)
+    if initialise(settings, sample=not no_sample):
+        click.secho(
+            "The sample data was regenerated: reload it with `headwater ingest --full-refresh`.",
+            fg="yellow",
+            err=True,
+        )
     click.echo(f"Headwater home: {settings.home_dir}")
 
 
-def run_ingest(settings: Settings, names: list[str] | None = None) -> None:
+def run_ingest(
+    settings: Settings, names: list[str] | None = None, *, full_refresh: bool = False
+) -> None:
     from ingest.runner import load_declared, run_source, select_sources
 
+    mode = " (full refresh)" if full_refresh else ""
     for name, source in select_sources(load_declared(settings), names).items():
-        with step(f"ingest {name} → {settings.raw_schema(name)}"):
-            summary = run_source(settings, name, source)
+        with step(f"ingest {name} → {settings.raw_schema(name)}{mode}"):
+            summary = run_source(settings, name, source, full_refresh=full_refresh)
         rows = ", ".join(f"{t}: {n:,}" for t, n in sorted(summary.rows.items())) or "no new rows"
         click.echo(f"  {rows}", err=True)
 
@@ -167,9 +182,9 @@ def run_catalog(settings: Settings) -> None:
     )
 
 
-def run_pipeline(settings: Settings) -> None:
+def run_pipeline(settings: Settings, *, full_refresh: bool = False) -> None:
     """Ingest every source, build every model, refresh the catalog."""
-    run_ingest(settings)
+    run_ingest(settings, full_refresh=full_refresh)
     run_transform(settings)
     run_catalog(settings)
 
@@ -177,12 +192,17 @@ def run_pipeline(settings: Settings) -> None:
 @main.command()
 @click.argument("sources", nargs=-1)
 @click.option("--check", is_flag=True, help="Only test that each source is reachable.")
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Drop what was loaded (and its cursors), load it all again.",
+)
 @handle_errors
-def ingest(sources: tuple[str, ...], check: bool) -> None:
+def ingest(sources: tuple[str, ...], check: bool, full_refresh: bool) -> None:
     """Load declared sources (all, or the ones named) into the warehouse."""
     settings = _settings()
     if not check:
-        run_ingest(settings, list(sources) or None)
+        run_ingest(settings, list(sources) or None, full_refresh=full_refresh)
         return
     from ingest.runner import load_declared, select_sources
     from ingest.sources import check_connection
@@ -218,8 +238,8 @@ def catalog_refresh() -> None:
 def pipeline(sample: bool) -> None:
     """Run the whole pipeline once: ingest → dbt build → catalog refresh."""
     settings = _settings()
-    initialise(settings, sample=sample)
-    run_pipeline(settings)
+    replaced = initialise(settings, sample=sample)
+    run_pipeline(settings, full_refresh=replaced)
 
 
 @main.group()
@@ -340,9 +360,9 @@ def _wait_for(url: str, timeout: float) -> bool:
 def up(skip_pipeline: bool) -> None:
     """Initialise, run the pipeline once, then serve the API and Dagster until Ctrl-C."""
     settings = _settings()
-    initialise(settings)
+    replaced = initialise(settings)
     if not skip_pipeline:
-        run_pipeline(settings)
+        run_pipeline(settings, full_refresh=replaced)
     else:
         from orchestration.transform import run_dbt
 

@@ -79,9 +79,18 @@ def select_sources(declared: SourcesFile, names: list[str] | None) -> dict[str, 
 
 
 def run_source(
-    settings: Settings, name: str, source: SourceSpec, tables: list[str] | None = None
+    settings: Settings,
+    name: str,
+    source: SourceSpec,
+    tables: list[str] | None = None,
+    *,
+    full_refresh: bool = False,
 ) -> LoadSummary:
-    """Load ``source`` (or only ``tables`` of it) into ``raw_<name>``."""
+    """Load ``source`` (or only ``tables`` of it) into ``raw_<name>``.
+
+    ``full_refresh`` drops the loaded tables and their incremental state first,
+    then loads everything again.
+    """
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from ingest.sources import build_resources
@@ -90,7 +99,10 @@ def run_source(
     resources = build_resources(source, tables)
     pipe = pipeline(settings, name)
     try:
-        info = pipe.run(resources)
+        if full_refresh:
+            info = pipe.run(resources, refresh="drop_resources")
+        else:
+            info = pipe.run(resources)
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
         raise IngestError(
@@ -133,7 +145,12 @@ def _password(source: SourceSpec) -> str | None:
     return str(password) if password else None
 
 
-def run_all(settings: Settings, names: list[str] | None = None) -> list[LoadSummary]:
+def run_all(
+    settings: Settings, names: list[str] | None = None, *, full_refresh: bool = False
+) -> list[LoadSummary]:
     """Load every declared source (or the named ones), in declaration order."""
     declared = load_declared(settings)
-    return [run_source(settings, n, s) for n, s in select_sources(declared, names).items()]
+    return [
+        run_source(settings, n, s, full_refresh=full_refresh)
+        for n, s in select_sources(declared, names).items()
+    ]

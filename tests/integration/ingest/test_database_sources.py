@@ -118,3 +118,23 @@ def test_missing_table_is_named(tmp_path: Path) -> None:
     text = shop_spec(f"sqlite:///{tmp_path / 'shop.db'}").replace("products:", "prodcts:")
     with pytest.raises(IngestError, match="has no table\\(s\\) prodcts"):
         check_connection(parse_sources(text, env={}).sources["shop"])
+
+
+def test_full_refresh_reloads_a_regenerated_source(tmp_path: Path) -> None:
+    """A source rebuilt with older timestamps: an incremental load misses it, a full refresh not."""
+    settings = make_settings(tmp_path)
+    database = tmp_path / "shop.db"
+    source = parse_sources(shop_spec(f"sqlite:///{database}"), env={}).sources["shop"]
+    write_database(f"sqlite:///{database}", scale=SCALE)
+    run_source(settings, "shop", source)
+    assert count(settings, "customers") == 50
+
+    write_database(f"sqlite:///{database}", scale=SCALE / 2)  # replaced: 25 customers
+    incremental = run_source(settings, "shop", source)
+    assert incremental.rows.get("customers", 0) == 0  # nothing newer than the cursor
+    assert count(settings, "customers") == 50  # stale rows of the old source remain
+
+    refreshed = run_source(settings, "shop", source, full_refresh=True)
+    assert refreshed.rows["customers"] == 25
+    assert count(settings, "customers") == 25
+    assert count(settings, "orders") == 125

@@ -117,3 +117,19 @@ def test_ingest_check_tests_each_source_without_loading(
     assert found.exit_code == 0, found.output
     assert "✓ shop: reachable, 5 table(s) found" in found.output
     assert not (tmp_path / "warehouse.duckdb").exists()
+
+
+def test_init_says_when_a_new_scale_replaced_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    monkeypatch.setenv("HEADWATER_SAMPLE_SCALE", "0.01")
+    first = CliRunner().invoke(main, ["init"])
+    assert first.exit_code == 0, first.output
+    assert "regenerated" not in first.output
+    same = CliRunner().invoke(main, ["init"])
+    assert "regenerated" not in same.output
+    monkeypatch.setenv("HEADWATER_SAMPLE_SCALE", "0.02")
+    changed = CliRunner().invoke(main, ["init"])
+    assert changed.exit_code == 0, changed.output
+    assert "headwater ingest --full-refresh" in changed.output
