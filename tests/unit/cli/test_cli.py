@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from headwater.cli import main
+from headwater.settings import get_settings
 
 pytestmark = pytest.mark.unit
 
@@ -130,6 +131,7 @@ def test_init_says_when_a_new_scale_replaced_the_sample(
     same = CliRunner().invoke(main, ["init"])
     assert "regenerated" not in same.output
     monkeypatch.setenv("HEADWATER_SAMPLE_SCALE", "0.02")
+    get_settings.cache_clear()  # a new process in real life
     changed = CliRunner().invoke(main, ["init"])
     assert changed.exit_code == 0, changed.output
     assert "headwater ingest --full-refresh" in changed.output
