@@ -20,6 +20,7 @@ from catalog.extract import (
 )
 from catalog.models import Dataset, DatasetColumn, LineageEdge
 from headwater.db import session_scope, utcnow
+from headwater.warehouse import wait_for_warehouse
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
@@ -126,7 +127,7 @@ def _sync_columns(row: Dataset, info: DatasetInfo) -> None:
 def refresh(settings: Settings) -> RefreshSummary:
     """Rebuild the catalog in one transaction; readers see the old or the new state."""
     started = time.perf_counter()
-    datasets, edges = collect(settings)
+    datasets, edges = wait_for_warehouse(settings, lambda: collect(settings))
     with session_scope(settings.metadata_url) as session:
         summary = apply(session, datasets, edges)
     return replace(summary, seconds=time.perf_counter() - started)

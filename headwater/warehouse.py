@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
+
+T = TypeVar("T")
+LOCK_WAIT_SECONDS = 60
 
 
 def connect_postgres(settings: Settings, timeout: int = 10) -> Any:
@@ -27,3 +33,26 @@ def connect_duckdb_read_only(settings: Settings) -> Any:
     import duckdb
 
     return duckdb.connect(str(settings.duckdb_path), read_only=True)
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """DuckDB refused the file because another process holds it."""
+    return "Could not set lock on file" in str(exc)
+
+
+def wait_for_warehouse(settings: Settings, work: Callable[[], T]) -> T:
+    """Run ``work``, retrying up to LOCK_WAIT_SECONDS while another process holds the DuckDB file.
+
+    DuckDB admits one writing process per file, and a writer cannot open it while
+    another process has it open, even read-only, for a moment. PostgreSQL needs no
+    waiting: ``work`` runs once.
+    """
+    if settings.warehouse != "duckdb":
+        return work()
+    retrying = Retrying(
+        retry=retry_if_exception(is_lock_conflict),
+        stop=stop_after_delay(LOCK_WAIT_SECONDS),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        reraise=True,
+    )
+    return retrying(work)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from headwater.warehouse import wait_for_warehouse
 from ingest.errors import IngestError, SourceNotFound
 from ingest.spec import SourcesFile, SourceSpec, load_sources
 
@@ -98,24 +99,33 @@ def run_source(
     started = time.perf_counter()
     resources = build_resources(source, tables)
     pipe = pipeline(settings, name)
+    normalized: dict[str, int] = {}
+    extracted = False  # once the data is extracted, a retry only finishes the load
+
+    def attempt() -> Any:
+        nonlocal normalized, extracted
+        if extracted:
+            return pipe.load()
+        try:
+            if full_refresh:
+                return pipe.run(resources, refresh="drop_resources")
+            return pipe.run(resources)
+        except PipelineStepFailed as exc:
+            extracted = exc.step == "load"
+            raise
+        finally:
+            trace = pipe.last_trace
+            if trace is not None and trace.last_normalize_info is not None:
+                normalized = dict(trace.last_normalize_info.row_counts)
+
     try:
-        if full_refresh:
-            info = pipe.run(resources, refresh="drop_resources")
-        else:
-            info = pipe.run(resources)
+        info = wait_for_warehouse(settings, attempt)
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
         raise IngestError(
             f"loading source {name!r} failed at step {exc.step}: {_describe(cause, source)}"
         ) from None
-    rows: dict[str, int] = {}
-    trace = pipe.last_trace
-    if trace is not None and trace.last_normalize_info is not None:
-        rows = {
-            table: count
-            for table, count in trace.last_normalize_info.row_counts.items()
-            if not table.startswith("_dlt")
-        }
+    rows = {table: n for table, n in normalized.items() if not table.startswith("_dlt")}
     load_id = info.loads_ids[-1] if info.loads_ids else None
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started

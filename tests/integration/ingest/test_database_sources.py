@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +141,33 @@ def test_full_refresh_reloads_a_regenerated_source(tmp_path: Path) -> None:
     assert refreshed.rows["customers"] == 25
     assert count(settings, "customers") == 25
     assert count(settings, "orders") == 125
+
+
+def test_a_load_waits_while_another_process_reads_the_warehouse(tmp_path: Path) -> None:
+    """DuckDB admits one process at a time for writing: the load waits, then succeeds."""
+    settings = make_settings(tmp_path)
+    database = tmp_path / "shop.db"
+    write_database(f"sqlite:///{database}", scale=SCALE)
+    source = parse_sources(shop_spec(f"sqlite:///{database}"), env={}).sources["shop"]
+    run_source(settings, "shop", source)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; "
+            f"c = duckdb.connect({str(settings.duckdb_path)!r}, read_only=True); "
+            "print('open', flush=True); time.sleep(4)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        started = time.monotonic()
+        summary = run_source(settings, "shop", source, full_refresh=True)
+        waited = time.monotonic() - started
+    finally:
+        reader.wait(timeout=30)
+    assert summary.rows["orders"] == 250
+    assert waited > 1, "the reader held the file; the load must have waited for it"
+    assert count(settings, "orders") == 250
