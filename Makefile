@@ -13,7 +13,7 @@ export UV_PYTHON ?= 3.11
 	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
 install: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 
 up: install
 	$(UV) run --frozen headwater up

@@ -9,6 +9,7 @@ No ``from __future__ import annotations`` here: Dagster reads the ``context``
 annotation at definition time.
 """
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,12 @@ def build_definitions(settings: Settings) -> Definitions:
         ],
         sensors=[refresh_catalog],
         resources={
-            "dbt": DbtCliResource(project_dir=project, profiles_dir=str(settings.profiles_dir))
+            "dbt": DbtCliResource(
+                project_dir=project,
+                profiles_dir=str(settings.profiles_dir),
+                # The dbt installed beside this interpreter, whatever PATH says.
+                dbt_executable=str(Path(sys.executable).with_name("dbt")),
+            )
         },
         executor=executor,
     )
