@@ -79,7 +79,12 @@ def test_full_pipeline_job_runs_in_a_real_instance(tmp_path: Path) -> None:
 
 
 def test_definitions_load_from_workspace_in_a_fresh_process(tmp_path: Path) -> None:
-    env = {**os.environ, "HEADWATER_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")},
+        "HEADWATER_HOME": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",  # as a service manager starts it: no virtualenv on PATH
+    }
     result = subprocess.run(
         [
             sys.executable,
