@@ -336,6 +336,14 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
 def _wait_for(url: str, timeout: float) -> bool:
     import urllib.error
     import urllib.request
@@ -360,6 +368,15 @@ def _wait_for(url: str, timeout: float) -> bool:
 def up(skip_pipeline: bool) -> None:
     """Initialise, run the pipeline once, then serve the API and Dagster until Ctrl-C."""
     settings = _settings()
+    for what, host, port in (
+        ("API", settings.api_host, settings.api_port),
+        ("DAGSTER", settings.dagster_host, settings.dagster_port),
+    ):
+        if _port_in_use(host, port):
+            raise HeadwaterError(
+                f"{host}:{port} is already in use (is Headwater already up?)",
+                hint=f"stop what uses it, or set HEADWATER_{what}_PORT",
+            )
     replaced = initialise(settings)
     if not skip_pipeline:
         run_pipeline(settings, full_refresh=replaced)

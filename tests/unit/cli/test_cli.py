@@ -135,3 +135,19 @@ def test_init_says_when_a_new_scale_replaced_the_sample(
     changed = CliRunner().invoke(main, ["init"])
     assert changed.exit_code == 0, changed.output
     assert "headwater ingest --full-refresh" in changed.output
+
+
+def test_up_refuses_a_port_that_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+        monkeypatch.setenv("HEADWATER_API_PORT", str(port))
+        result = CliRunner().invoke(main, ["up"])
+    assert result.exit_code == 1
+    assert f"error: 127.0.0.1:{port} is already in use" in result.output
+    assert "HEADWATER_API_PORT" in result.output
+    assert not (tmp_path / "warehouse.duckdb").exists(), "nothing ran before the check"
