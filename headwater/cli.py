@@ -149,6 +149,29 @@ def init(no_sample: bool) -> None:
     click.echo(f"Headwater home: {settings.home_dir}")
 
 
+@main.command()
+@click.option(
+    "--database-url",
+    help="Fill this database (PostgreSQL, MySQL, SQLite URL) instead of the SQLite file.",
+)
+@click.option(
+    "--scale", type=click.FloatRange(min=0, min_open=True), help="Default: HEADWATER_SAMPLE_SCALE."
+)
+@handle_errors
+def sample(database_url: str | None, scale: float | None) -> None:
+    """Generate the sample shop: a database, plus CSV, JSONL and Excel files.
+
+    Files go to HEADWATER_HOME/sample, and the database too unless --database-url says where.
+    """
+    from ingest.sample_data import generate
+
+    settings = _settings()
+    scale = scale or settings.sample_scale
+    with step(f"sample data ready (scale {scale:g})"):
+        written = generate(settings.sample_dir, database_url=database_url, scale=scale)
+    click.echo("generated" if written else "already there, unchanged", err=True)
+
+
 def run_ingest(
     settings: Settings, names: list[str] | None = None, *, full_refresh: bool = False
 ) -> None:

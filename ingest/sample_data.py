@@ -43,6 +43,9 @@ from sqlalchemy import (
     select,
 )
 
+from headwater.db import normalize_url
+from ingest.errors import IngestError
+
 SHOP_TABLES = ("customers", "products", "orders", "order_items", "payments")
 EPOCH = datetime(2025, 1, 1)
 DAYS = 365
@@ -417,15 +420,23 @@ def write_database(url: str, scale: float = 1.0, seed: int = 42) -> bool:
     """Fill the operational database at ``url``. Returns False if it already holds this data.
 
     Safe to call again: a database already generated with the same scale and
-    seed is left alone; one generated differently is rebuilt from scratch.
+    seed is left alone; one generated differently is rebuilt from scratch. A
+    database whose shop tables were not made by this generator is never touched.
     """
     generator = ShopGenerator(scale, seed)
     metadata = shop_metadata()
     fingerprint = f"scale={scale};seed={seed}"
-    engine = create_engine(url)
+    engine = create_engine(normalize_url(url))
     try:
         with engine.begin() as connection:
             info = metadata.tables["_sample_info"]
+            existing = [t for t in SHOP_TABLES if inspect(connection).has_table(t)]
+            if existing and not inspect(connection).has_table("_sample_info"):
+                raise IngestError(
+                    f"the database already has table(s) {', '.join(existing)} that the sample "
+                    "generator did not make; refusing to overwrite them",
+                    hint="point it at an empty database",
+                )
             if inspect(connection).has_table("_sample_info"):
                 current = connection.execute(
                     select(info.c.value).where(info.c.key == "fingerprint")

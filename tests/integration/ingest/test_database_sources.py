@@ -171,3 +171,42 @@ def test_a_load_waits_while_another_process_reads_the_warehouse(tmp_path: Path) 
     assert summary.rows["orders"] == 250
     assert waited > 1, "the reader held the file; the load must have waited for it"
     assert count(settings, "orders") == 250
+
+
+def test_the_generator_never_overwrites_tables_it_did_not_make(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'real.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("create table customers (id integer primary key, name text)"))
+        connection.execute(sa.text("insert into customers values (1, 'a real customer')"))
+    with pytest.raises(IngestError, match=r"already has table\(s\) customers .* refusing"):
+        write_database(url, scale=SCALE)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select name from customers")).scalar_one() == (
+            "a real customer"
+        )
+    engine.dispose()
+
+
+def test_sample_command_fills_a_postgres_database(source_url: str, tmp_path: Path) -> None:
+    """`headwater sample --database-url`: a new scale rebuilds it, the same scale is kept."""
+    from click.testing import CliRunner
+
+    from headwater.cli import main
+
+    def sample(scale: float) -> str:
+        result = CliRunner().invoke(
+            main,
+            ["sample", "--database-url", source_url, "--scale", str(scale)],
+            env={"HEADWATER_HOME": str(tmp_path)},
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "generated" in sample(SCALE * 2)
+    assert (tmp_path / "sample" / "events.jsonl").exists()
+    engine = sa.create_engine(source_url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("select count(*) from orders")).scalar_one() == 500
+    engine.dispose()
+    assert "already there, unchanged" in sample(SCALE * 2)

@@ -31,7 +31,9 @@ def test_help_answers_at_once_without_importing_the_domain() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("command", ["init", "up", "ingest", "transform", "catalog", "user", "api"])
+@pytest.mark.parametrize(
+    "command", ["init", "up", "pipeline", "sample", "ingest", "transform", "catalog", "user", "api"]
+)
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0, result.output
