@@ -20,7 +20,7 @@ from catalog.extract import (
 )
 from catalog.models import Dataset, DatasetColumn, LineageEdge
 from headwater.db import session_scope, utcnow
-from headwater.warehouse import wait_for_warehouse
+from headwater.warehouse import LOCK_WAIT_SECONDS, wait_for_warehouse
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
@@ -124,10 +124,13 @@ def _sync_columns(row: Dataset, info: DatasetInfo) -> None:
     row.columns = keep
 
 
-def refresh(settings: Settings) -> RefreshSummary:
-    """Rebuild the catalog in one transaction; readers see the old or the new state."""
+def refresh(settings: Settings, lock_wait: float = LOCK_WAIT_SECONDS) -> RefreshSummary:
+    """Rebuild the catalog in one transaction; readers see the old or the new state.
+
+    Waits up to ``lock_wait`` seconds while another process writes the DuckDB file.
+    """
     started = time.perf_counter()
-    datasets, edges = wait_for_warehouse(settings, lambda: collect(settings))
+    datasets, edges = wait_for_warehouse(settings, lambda: collect(settings), lock_wait)
     with session_scope(settings.metadata_url) as session:
         summary = apply(session, datasets, edges)
     return replace(summary, seconds=time.perf_counter() - started)

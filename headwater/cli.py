@@ -104,7 +104,8 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
     """Create HEADWATER_HOME, migrate the metadata store, create the admin, make sample data.
 
     Returns True when existing sample data was replaced (a different scale): what
-    was loaded from the old sample must then be reloaded in full.
+    was loaded from the old sample must then be reloaded in full, which the next
+    ingest does (see ``run_ingest``).
     """
     from api.users.services import ensure_admin
     from headwater.migrate import upgrade
@@ -126,12 +127,26 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
         )
     if not sample:
         return False
+
+    return make_sample(settings, None, settings.sample_scale)
+
+
+def reload_marker(settings: Settings) -> Path:
+    """Present while raw tables loaded from an older sample await a full reload."""
+    return settings.sample_dir / ".reload-pending"
+
+
+def make_sample(settings: Settings, database_url: str | None, scale: float) -> bool:
+    """Generate the sample; True (and a reload marker) when it replaced an older one."""
     from ingest.sample_data import generate
 
     existed = settings.sample_dir.exists() and any(settings.sample_dir.iterdir())
-    with step(f"sample data ready (scale {settings.sample_scale:g})"):
-        written = generate(settings.sample_dir, scale=settings.sample_scale)
-    return existed and written
+    with step(f"sample data ready (scale {scale:g})"):
+        written = generate(settings.sample_dir, database_url=database_url, scale=scale)
+    replaced = existed and written
+    if replaced:
+        reload_marker(settings).touch()
+    return replaced
 
 
 @main.command()
@@ -142,7 +157,7 @@ def init(no_sample: bool) -> None:
     settings = _settings()
     if initialise(settings, sample=not no_sample):
         click.secho(
-            "The sample data was regenerated: reload it with `headwater ingest --full-refresh`.",
+            "The sample data was regenerated: the next `headwater ingest` reloads it in full.",
             fg="yellow",
             err=True,
         )
@@ -163,26 +178,40 @@ def sample(database_url: str | None, scale: float | None) -> None:
 
     Files go to HEADWATER_HOME/sample, and the database too unless --database-url says where.
     """
-    from ingest.sample_data import generate
-
     settings = _settings()
-    scale = scale or settings.sample_scale
-    with step(f"sample data ready (scale {scale:g})"):
-        written = generate(settings.sample_dir, database_url=database_url, scale=scale)
-    click.echo("generated" if written else "already there, unchanged", err=True)
+    existed = settings.sample_dir.exists() and any(settings.sample_dir.iterdir())
+    replaced = make_sample(settings, database_url, scale or settings.sample_scale)
+    click.echo("generated" if replaced or not existed else "already there, unchanged", err=True)
 
 
 def run_ingest(
     settings: Settings, names: list[str] | None = None, *, full_refresh: bool = False
 ) -> None:
+    """Load sources; those reading a replaced sample are reloaded in full (once)."""
     from ingest.runner import load_declared, run_source, select_sources
 
-    mode = " (full refresh)" if full_refresh else ""
-    for name, source in select_sources(load_declared(settings), names).items():
+    declared = load_declared(settings)
+    marker = reload_marker(settings)
+    stale = {n for n, s in declared.sources.items() if _reads_sample(settings, s)}
+    if not marker.exists():
+        stale = set()
+    selected = select_sources(declared, names)
+    for name, source in selected.items():
+        refresh = full_refresh or name in stale
+        mode = " (full refresh)" if refresh else ""
         with step(f"ingest {name} → {settings.raw_schema(name)}{mode}"):
-            summary = run_source(settings, name, source, full_refresh=full_refresh)
+            summary = run_source(settings, name, source, full_refresh=refresh)
         rows = ", ".join(f"{t}: {n:,}" for t, n in sorted(summary.rows.items())) or "no new rows"
         click.echo(f"  {rows}", err=True)
+    if stale and stale <= set(selected):
+        marker.unlink(missing_ok=True)
+
+
+def _reads_sample(settings: Settings, source: Any) -> bool:
+    """Whether a declared source reads the generated sample (its database or files)."""
+    sample = str(settings.sample_dir)
+    places = [source.connection or ""] + [t.path or "" for t in source.tables.values()]
+    return any(sample in place for place in places)
 
 
 def run_transform(settings: Settings, selector: str | None = None) -> None:
@@ -205,9 +234,9 @@ def run_catalog(settings: Settings) -> None:
     )
 
 
-def run_pipeline(settings: Settings, *, full_refresh: bool = False) -> None:
+def run_pipeline(settings: Settings) -> None:
     """Ingest every source, build every model, refresh the catalog."""
-    run_ingest(settings, full_refresh=full_refresh)
+    run_ingest(settings)
     run_transform(settings)
     run_catalog(settings)
 
@@ -261,8 +290,8 @@ def catalog_refresh() -> None:
 def pipeline(sample: bool) -> None:
     """Run the whole pipeline once: ingest → dbt build → catalog refresh."""
     settings = _settings()
-    replaced = initialise(settings, sample=sample)
-    run_pipeline(settings, full_refresh=replaced)
+    initialise(settings, sample=sample)
+    run_pipeline(settings)
 
 
 @main.group()
@@ -339,19 +368,33 @@ class Services:
                 return name
         return None
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGINT to every process group (children too, even if the leader died), then SIGKILL."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGINT to every process group (children too, even if the leader died).
+
+        Each group gets until the deadline to finish cleanly (a Dagster run worker
+        completing its step); what is left then is killed.
+        """
         for process in self.processes.values():
             _signal_group(process.pid, signal.SIGINT)
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait()
-        for process in self.processes.values():
-            _signal_group(process.pid, signal.SIGKILL)  # stragglers whose leader already left
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            _signal_group(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -400,9 +443,9 @@ def up(skip_pipeline: bool) -> None:
                 f"{host}:{port} is already in use (is Headwater already up?)",
                 hint=f"stop what uses it, or set HEADWATER_{what}_PORT",
             )
-    replaced = initialise(settings)
+    initialise(settings)
     if not skip_pipeline:
-        run_pipeline(settings, full_refresh=replaced)
+        run_pipeline(settings)
     else:
         from orchestration.transform import run_dbt
 
@@ -460,8 +503,10 @@ def up(skip_pipeline: bool) -> None:
     except KeyboardInterrupt:
         click.echo("\nstopping…", err=True)
     finally:
-        # A second Ctrl-C (terminals and `uv run` both deliver one) must not cut the shutdown short.
+        # A second Ctrl-C (terminals and `uv run` both deliver one) or a SIGTERM from a
+        # service manager must not cut the shutdown short.
         previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         services.stop()
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -71,7 +73,7 @@ class Settings(BaseSettings):
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
             raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
         return value
 
@@ -135,21 +137,20 @@ class Settings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         key_file = self.home_dir / "secret_key"
-        if not key_file.exists():
-            self.home_dir.mkdir(parents=True, exist_ok=True)
-            # Written whole under a temporary name, then linked into place: a process
-            # starting at the same moment never reads a half-written (empty) key, and
-            # the first writer wins.
-            partial = key_file.with_name(f".secret_key.{os.getpid()}")
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w") as handle:
+        key = key_file.read_text().strip() if key_file.exists() else ""
+        if len(key) >= MIN_SECRET_LENGTH:
+            return key
+        self.home_dir.mkdir(parents=True, exist_ok=True)
+        # Written whole into a private temporary file, then renamed into place: a
+        # process starting at the same moment never reads a half-written key.
+        descriptor, partial = tempfile.mkstemp(dir=self.home_dir, prefix=".secret_key.")
+        try:
+            with os.fdopen(descriptor, "w") as handle:  # mkstemp: mode 0600
                 handle.write(secrets.token_urlsafe(48))
-            try:
-                os.link(partial, key_file)
-            except FileExistsError:
-                pass
-            finally:
-                partial.unlink()
+            if not key_file.exists() or len(key_file.read_text().strip()) < MIN_SECRET_LENGTH:
+                os.replace(partial, key_file)
+        finally:
+            Path(partial).unlink(missing_ok=True)
         return key_file.read_text().strip()
 
     def tool_env(self) -> dict[str, str]:

@@ -40,18 +40,26 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return "Could not set lock on file" in str(exc)
 
 
-def wait_for_warehouse(settings: Settings, work: Callable[[], T]) -> T:
-    """Run ``work``, retrying up to LOCK_WAIT_SECONDS while another process holds the DuckDB file.
+def wait_for_warehouse(
+    settings: Settings, work: Callable[[], T], seconds: float = LOCK_WAIT_SECONDS
+) -> T:
+    """Run ``work``; on a DuckDB lock conflict, retry for up to ``seconds`` after the first one.
 
     DuckDB admits one writing process per file, and a writer cannot open it while
-    another process has it open, even read-only, for a moment. PostgreSQL needs no
+    another process has it open, even read-only, for a moment. The wait counts from
+    the first conflict, however long ``work`` itself took. PostgreSQL needs no
     waiting: ``work`` runs once.
     """
     if settings.warehouse != "duckdb":
         return work()
+    try:
+        return work()
+    except Exception as exc:
+        if not is_lock_conflict(exc):
+            raise
     retrying = Retrying(
         retry=retry_if_exception(is_lock_conflict),
-        stop=stop_after_delay(LOCK_WAIT_SECONDS),
+        stop=stop_after_delay(seconds),
         wait=wait_exponential(multiplier=0.1, max=2),
         reraise=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,13 @@ def run_source(
     started = time.perf_counter()
     resources = build_resources(source, tables)
     pipe = pipeline(settings, name)
+    if pipe.has_pending_data:
+        # A load cut short earlier (e.g. it timed out waiting for the warehouse). dlt would
+        # finish it *instead of* reading new data: finish it first, or drop it on a refresh.
+        if full_refresh:
+            pipe.drop_pending_packages()
+        else:
+            _load_or_raise(settings, name, source, pipe.load)
     normalized: dict[str, int] = {}
     extracted = False  # once the data is extracted, a retry only finishes the load
 
@@ -118,18 +126,27 @@ def run_source(
             if trace is not None and trace.last_normalize_info is not None:
                 normalized = dict(trace.last_normalize_info.row_counts)
 
-    try:
-        info = wait_for_warehouse(settings, attempt)
-    except PipelineStepFailed as exc:
-        cause = exc.__cause__ or exc.exception
-        raise IngestError(
-            f"loading source {name!r} failed at step {exc.step}: {_describe(cause, source)}"
-        ) from None
+    info = _load_or_raise(settings, name, source, attempt)
     rows = {table: n for table, n in normalized.items() if not table.startswith("_dlt")}
     load_id = info.loads_ids[-1] if info.loads_ids else None
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
     )
+
+
+def _load_or_raise(
+    settings: Settings, name: str, source: SourceSpec, load: Callable[[], Any]
+) -> Any:
+    """Run a dlt step, waiting for the warehouse; a failure becomes one clear IngestError."""
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    try:
+        return wait_for_warehouse(settings, load)
+    except PipelineStepFailed as exc:
+        cause = exc.__cause__ or exc.exception
+        raise IngestError(
+            f"loading source {name!r} failed at step {exc.step}: {_describe(cause, source)}"
+        ) from None
 
 
 def _describe(exc: BaseException | None, source: SourceSpec) -> str:
@@ -139,7 +156,12 @@ def _describe(exc: BaseException | None, source: SourceSpec) -> str:
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
     password = _password(source)
-    return text.replace(password, "***") if password else text
+    if password:
+        from urllib.parse import quote
+
+        for form in (password, quote(password, safe="")):
+            text = text.replace(form, "***")
+    return text
 
 
 def _password(source: SourceSpec) -> str | None:

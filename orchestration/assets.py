@@ -41,6 +41,7 @@ from orchestration.transform import dbt_env, environment, run_dbt
 from orchestration.translators import HeadwaterDbtTranslator, raw_asset_key
 
 DAILY_CRON = "0 3 * * *"
+SENSOR_LOCK_WAIT_SECONDS = 20
 
 
 def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> AssetsDefinition:
@@ -129,7 +130,8 @@ def build_definitions(settings: Settings) -> Definitions:
     def refresh_catalog(context: RunStatusSensorContext) -> None:
         from catalog.refresh import refresh
 
-        summary = refresh(settings)
+        # Well inside Dagster's sensor evaluation timeout (60 s).
+        summary = refresh(settings, lock_wait=SENSOR_LOCK_WAIT_SECONDS)
         context.log.info(
             f"catalog: {summary.datasets} datasets, {summary.edges} edges after run "
             f"{context.dagster_run.run_id}"

@@ -136,7 +136,7 @@ def test_init_says_when_a_new_scale_replaced_the_sample(
     get_settings.cache_clear()  # a new process in real life
     changed = CliRunner().invoke(main, ["init"])
     assert changed.exit_code == 0, changed.output
-    assert "headwater ingest --full-refresh" in changed.output
+    assert "the next `headwater ingest` reloads it in full" in changed.output
 
 
 def test_up_refuses_a_port_that_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
