@@ -24,7 +24,6 @@ from headwater.settings import Settings
 
 ALGORITHM = "HS256"
 INVALID_CREDENTIALS = "Invalid email or password"
-INVALID_TOKEN = "Invalid or expired token"  # noqa: S105 - a message
 
 _hasher = PasswordHasher()
 
@@ -72,29 +71,6 @@ def create_access_token(
         "exp": int((issued_at + ttl).timestamp()),
     }
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
-
-
-def decode_access_token(encoded: str, secret: str) -> Token:
-    """Verify signature and expiry of a token made by :func:`create_access_token`.
-
-    Raises:
-        AuthenticationFailed: the token is malformed, forged or expired.
-    """
-    try:
-        payload: dict[str, Any] = jwt.decode(
-            encoded,
-            secret,
-            algorithms=[ALGORITHM],
-            options={"require": ["sub", "exp", "iat"]},
-        )
-    except jwt.InvalidTokenError as exc:
-        raise AuthenticationFailed(INVALID_TOKEN) from exc
-    return Token(
-        sub=str(payload["sub"]),
-        exp=datetime.fromtimestamp(payload["exp"], UTC),
-        iat=datetime.fromtimestamp(payload["iat"], UTC),
-        extras={k: v for k, v in payload.items() if k not in {"sub", "exp", "iat"}},
-    )
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
