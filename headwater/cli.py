@@ -25,6 +25,7 @@ from headwater.errors import HeadwaterError
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
+    from ingest.spec import SourceSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -192,9 +193,11 @@ def run_ingest(
 
     declared = load_declared(settings)
     marker = reload_marker(settings)
-    stale = {n for n, s in declared.sources.items() if _reads_sample(settings, s)}
-    if not marker.exists():
-        stale = set()
+    stale = (
+        {n for n, s in declared.sources.items() if _reads_sample(settings, s)}
+        if marker.exists()
+        else set()
+    )
     selected = select_sources(declared, names)
     for name, source in selected.items():
         refresh = full_refresh or name in stale
@@ -207,7 +210,7 @@ def run_ingest(
         marker.unlink(missing_ok=True)
 
 
-def _reads_sample(settings: Settings, source: Any) -> bool:
+def _reads_sample(settings: Settings, source: SourceSpec) -> bool:
     """Whether a declared source reads the generated sample (its database or files)."""
     sample = str(settings.sample_dir)
     places = [source.connection or ""] + [t.path or "" for t in source.tables.values()]
