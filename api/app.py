@@ -1,57 +1,116 @@
 """The Litestar application factory.
 
-Run with ``uvicorn api.app:create_app --factory``.
+Run with ``uvicorn api.app:create_app --factory`` (``headwater api`` does).
+
+Every handler is ``async``: work on the metadata store runs in a bounded set
+of worker threads (``api/db.py``), password hashing in another (``api/auth/
+passwords.py``), and nothing else blocks the event loop, so ``/health`` answers
+at once whatever the load.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.security.jwt import JWTAuth, Token
+from litestar.middleware import DefineMiddleware
 
+import catalog.models  # noqa: F401 - every table the API reads is mapped
+from api.audit.controllers import AuditController
 from api.auth.controllers import AuthController
-from api.auth.schemas import CurrentUser
-from api.auth.services import ALGORITHM, retrieve_current_user
+from api.auth.middleware import Authenticator, BearerAuthMiddleware
+from api.auth.passwords import HashingPool
+from api.auth.services import AuthService
 from api.catalog.controllers import CatalogController
-from api.dependencies import provide_db_session, provide_settings
+from api.db import Database
+from api.docs import OPENAPI_PATH, assets_router, openapi_config
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
+from api.http import add_response_headers
+from api.kv import KeyValueStore
+from api.metrics import POOL, MetricsController, metrics_middleware
+from api.users.controllers import UsersController
 from headwater.settings import Settings, get_settings
 
-API_VERSION = "0.1.0"
-OPENAPI_PATH = "/schema"
+try:
+    API_VERSION = version("headwater")
+except PackageNotFoundError:  # pragma: no cover - a tree that is not installed
+    API_VERSION = "0.0.0"
+
+PUBLIC_PATHS = [f"^{OPENAPI_PATH}(/|$)", "^/health(/|$)", "^/metrics(/|$)"]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API for ``settings`` (default: the process settings from the environment)."""
     settings = settings if settings is not None else get_settings()
-    jwt_auth = JWTAuth[CurrentUser, Token](
-        retrieve_user_handler=retrieve_current_user,
-        token_secret=settings.jwt_secret(),
-        algorithm=ALGORITHM,
-        default_token_expiration=timedelta(minutes=settings.jwt_ttl_minutes),
-        require_claims=["exp", "sub"],
-        exclude=[f"^{OPENAPI_PATH}(/|$)"],
-        description="Bearer token from POST /api/auth/login.",
+    database = Database(settings.metadata_url)
+    kv = KeyValueStore(settings.redis_url)
+    hashing = HashingPool()
+    authenticator = Authenticator(settings.jwt_secret(), database)
+    auth_service = AuthService(settings, database, kv, hashing)
+
+    async def start() -> None:
+        settings.secure_home()
+        POOL.urls.add(settings.metadata_url)
+        await kv.start()
+
+    async def stop() -> None:
+        await kv.stop()
+        authenticator.close()
+
+    def constant(value: object) -> Provide:
+        return Provide(lambda: value, sync_to_thread=False, use_cache=True)
+
+    cors = (
+        CORSConfig(
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "X-Cache"],
+        )
+        if settings.cors_origins
+        else None
     )
     return Litestar(
-        route_handlers=[HealthController, AuthController, CatalogController],
+        route_handlers=[
+            HealthController,
+            MetricsController,
+            AuthController,
+            UsersController,
+            CatalogController,
+            AuditController,
+            assets_router(),
+        ],
         dependencies={
-            "settings": Provide(provide_settings, sync_to_thread=False),
-            "db_session": Provide(provide_db_session),
+            "settings": constant(settings),
+            "database": constant(database),
+            "hashing": constant(hashing),
+            "auth_service": constant(auth_service),
         },
+        middleware=[
+            metrics_middleware,
+            DefineMiddleware(
+                BearerAuthMiddleware,
+                exclude=PUBLIC_PATHS,
+                exclude_from_auth_key="exclude_from_auth",
+            ),
+        ],
+        before_send=[add_response_headers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        on_app_init=[jwt_auth.on_app_init],
-        openapi_config=OpenAPIConfig(
-            title="Headwater API",
-            version=API_VERSION,
-            path=OPENAPI_PATH,
-            use_handler_docstrings=True,
+        on_startup=[start],
+        on_shutdown=[stop],
+        openapi_config=openapi_config("Headwater API", API_VERSION),
+        cors_config=cors,
+        request_max_body_size=settings.max_body_bytes,
+        state=State(
+            {
+                "settings": settings,
+                "kv": kv,
+                "authenticator": authenticator,
+            }
         ),
-        state=State({"settings": settings}),
         debug=False,
     )

@@ -1,9 +1,14 @@
-"""API-level errors and the one place that maps every Headwater error to an HTTP status.
+"""API-level errors and the one place that maps every error to an HTTP status and body.
 
 Services raise :class:`headwater.errors.HeadwaterError` subclasses (from any package);
-:func:`status_for` decides the status code and the exception handlers below turn
-them into a uniform JSON body. Anything unexpected becomes a 500 with a generic
-message: the real exception is logged, never sent.
+:data:`STATUS_BY_ERROR` decides the status code and the handlers below turn them
+into one JSON shape::
+
+    {"error": {"code": "not_found", "message": "...", "details": ..., "requestId": "..."}}
+
+Anything unexpected, including a Headwater error no one mapped, becomes a 500
+with a generic message and the request id: the real exception is logged with
+that id, never sent.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from api.schemas import ErrorResponse
-from headwater.errors import ConfigError, HeadwaterError
+from api.requests import request_id
+from api.schemas import ErrorBody, ErrorResponse
+from catalog.errors import CatalogError
+from headwater.errors import HeadwaterError
+from ingest.errors import SourceNotFound, SpecError
 
 logger = logging.getLogger("headwater.api")
 
@@ -43,6 +50,14 @@ class Conflict(HeadwaterError):
     """The change clashes with existing state (e.g. a duplicate email)."""
 
 
+class TooManyRequests(HeadwaterError):
+    """The caller went over a rate limit; ``retry_after`` seconds until it may try again."""
+
+    def __init__(self, message: str, *, retry_after: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = max(1, retry_after)
+
+
 class ServiceUnavailable(HeadwaterError):
     """A backing service is busy or down; the client may retry later."""
 
@@ -54,18 +69,34 @@ class ServiceUnavailable(HeadwaterError):
 
 
 # The single mapping from error class to HTTP status; the most specific class wins.
-# Errors of other packages (ingest, catalog, orchestration) that are not listed are
-# user-actionable problems with the request, hence the 400 default.
+# A Headwater error of a class not listed here is a bug: it answers 500.
 STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     InvalidInput: 400,
+    SpecError: 400,
+    CatalogError: 400,
     AuthenticationFailed: 401,
     PermissionDenied: 403,
     NotFound: 404,
+    SourceNotFound: 404,
     Conflict: 409,
-    ConfigError: 500,
+    TooManyRequests: 429,
     ServiceUnavailable: 503,
 }
-DEFAULT_ERROR_STATUS = 400
+UNMAPPED_STATUS = 500
+
+CODE_BY_STATUS = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 def status_for(error: HeadwaterError) -> int:
@@ -74,58 +105,81 @@ def status_for(error: HeadwaterError) -> int:
         status = STATUS_BY_ERROR.get(cls)
         if status is not None:
             return status
-    return DEFAULT_ERROR_STATUS
+    return UNMAPPED_STATUS
 
 
-def _error_response(
+def code_for(status: int) -> str:
+    return CODE_BY_STATUS.get(status, "invalid_request" if status < 500 else "internal_error")
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str:
+    return request_id(request.scope)
+
+
+def error_response(
+    request: Request[Any, Any, Any],
     status_code: int,
-    detail: str,
+    message: str,
     *,
-    hint: str | None = None,
-    extra: Any = None,
+    details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> Response[ErrorResponse]:
-    return Response(
-        content=ErrorResponse(status_code=status_code, detail=detail, hint=hint, extra=extra),
-        status_code=status_code,
-        headers=headers,
+    body = ErrorBody(
+        code=code_for(status_code),
+        message=message,
+        details=details,
+        request_id=request_id_of(request),
     )
+    return Response(content=ErrorResponse(error=body), status_code=status_code, headers=headers)
 
 
-def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error_response(HTTP_500_INTERNAL_SERVER_ERROR, GENERIC_SERVER_ERROR)
+def _server_error(request: Request[Any, Any, Any], exc: BaseException) -> Response[ErrorResponse]:
+    logger.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.scope.get("path", "?"),
+        request_id_of(request),
+        exc_info=exc,
+    )
+    return error_response(request, 500, GENERIC_SERVER_ERROR)
 
 
 def handle_headwater_error(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ErrorResponse]:
-    """Turn a :class:`HeadwaterError` into its mapped status and a JSON body."""
+    """Turn a :class:`HeadwaterError` into its mapped status and the JSON error body."""
     if not isinstance(exc, HeadwaterError):  # pragma: no cover - registered for HeadwaterError
         return _server_error(request, exc)
     status = status_for(exc)
-    if status >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(exc, ServiceUnavailable):
+    if status >= 500 and not isinstance(exc, ServiceUnavailable):
         return _server_error(request, exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, AuthenticationFailed):
+    if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, ServiceUnavailable) and exc.retry_after is not None:
-        headers["Retry-After"] = str(exc.retry_after)
-    return _error_response(status, exc.message, hint=exc.hint, headers=headers or None)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    details = {"hint": exc.hint} if exc.hint else None
+    return error_response(request, status, exc.message, details=details, headers=headers or None)
 
 
 def handle_http_exception(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ErrorResponse]:
-    """Litestar's own HTTP errors (validation, 401 from the auth middleware, 404, 405…)."""
+    """Litestar's own HTTP errors (validation, 404, 405, 413…)."""
     if not isinstance(exc, HTTPException):  # pragma: no cover - registered for HTTPException
         return _server_error(request, exc)
-    if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+    if exc.status_code >= 500:
         return _server_error(request, exc)
-    headers = dict(exc.headers or {})
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "content-type"}
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
-    return _error_response(exc.status_code, exc.detail, extra=exc.extra, headers=headers or None)
+    message = exc.detail
+    if exc.status_code == 400 and message.startswith("Validation failed for"):
+        message = "Request validation failed"
+    return error_response(
+        request, exc.status_code, message, details=exc.extra or None, headers=headers or None
+    )
 
 
 def handle_unexpected_error(

@@ -12,6 +12,9 @@ ERROR_DESCRIPTIONS = {
     403: "The caller's role does not allow this",
     404: "No such object",
     409: "Conflicts with existing state",
+    413: "The request body is too large",
+    429: "Too many requests; retry after the Retry-After header's seconds",
+    500: "Unexpected error; the body carries a request id to report",
     503: "A backing service is busy or down; retry later",
 }
 

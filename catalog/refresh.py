@@ -19,11 +19,16 @@ from catalog.extract import (
     warehouse_tables,
 )
 from catalog.models import Dataset, DatasetColumn, LineageEdge
+from headwater.cache import invalidate
 from headwater.db import session_scope, utcnow
 from headwater.warehouse import LOCK_WAIT_SECONDS, wait_for_warehouse
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
+
+
+CACHE_NAMESPACE = "catalog"
+"""The API's cached catalog responses, dropped after every refresh."""
 
 
 @dataclass(frozen=True)
@@ -133,4 +138,5 @@ def refresh(settings: Settings, lock_wait: float = LOCK_WAIT_SECONDS) -> Refresh
     datasets, edges = wait_for_warehouse(settings, lambda: collect(settings), lock_wait)
     with session_scope(settings.metadata_url) as session:
         summary = apply(session, datasets, edges)
+    invalidate(settings.redis_url, CACHE_NAMESPACE)
     return replace(summary, seconds=time.perf_counter() - started)

@@ -111,7 +111,8 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
     from api.users.services import ensure_admin
     from headwater.migrate import upgrade
 
-    for directory in (settings.home_dir, settings.logs_dir, settings.dagster_home):
+    settings.secure_home()
+    for directory in (settings.logs_dir, settings.dagster_home):
         directory.mkdir(parents=True, exist_ok=True)
     dagster_yaml = settings.dagster_home / "dagster.yaml"
     if not dagster_yaml.exists():

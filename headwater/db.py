@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -53,19 +53,56 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+# Connections per process. The API never lets more threads than POOL_SIZE work on the
+# store at once (api/db.py), so no thread ever waits for a connection held by a task
+# that needs a thread to give it back.
+POOL_SIZE = 10
+POOL_OVERFLOW = 5
+POOL_TIMEOUT_SECONDS = 10
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def restrict_file(path: Path) -> None:
+    """Make ``path`` (and SQLite's -wal/-shm companions) readable by the owner only."""
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with suppress(FileNotFoundError, PermissionError):
+            if candidate.stat().st_mode & 0o077:
+                candidate.chmod(0o600)
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """One engine per metadata store URL, per process."""
     url = normalize_url(url)
     parsed = make_url(url)
+    pool = {
+        "pool_size": POOL_SIZE,
+        "max_overflow": POOL_OVERFLOW,
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
+    }
+    path = sqlite_path(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        if path is not None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, **(pool if path else {})
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path is not None:
+            # The store holds password hashes: owner-only, whoever created the file.
+            event.listen(engine, "connect", lambda *_: restrict_file(path))
         return engine
     connect_args = {"connect_timeout": 10} if parsed.get_driver_name() == "psycopg2" else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
 
 
 @lru_cache(maxsize=8)

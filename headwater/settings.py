@@ -8,15 +8,16 @@ as a whole.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_SECRET_LENGTH = 32
@@ -53,7 +54,27 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="JWT signing key. Default: generated once into HEADWATER_HOME."
     )
-    jwt_ttl_minutes: int = Field(default=60, gt=0)
+    jwt_ttl_minutes: int = Field(
+        default=15, gt=0, le=15, description="Access token lifetime (at most 15 minutes)."
+    )
+    refresh_ttl_days: int = Field(default=14, gt=0, le=90, description="Refresh token lifetime.")
+    login_attempts_per_address: int = Field(
+        default=20, gt=0, description="Login attempts one client address may make per window."
+    )
+    login_failures_per_account: int = Field(
+        default=10, gt=0, description="Failed logins one account may take per window."
+    )
+    login_window_seconds: int = Field(default=300, gt=0, description="Login throttling window.")
+    cache_ttl_seconds: int = Field(
+        default=30, ge=0, description="Lifetime of cached read responses (0 turns caching off)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS (comma separated; off if empty)."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token that /metrics requires (open when unset)."
+    )
+    max_body_bytes: int = Field(default=1_048_576, gt=0, description="Largest request body.")
     admin_email: str = "admin@headwater.local"
     admin_password: SecretStr | None = None
     api_host: str = "127.0.0.1"
@@ -64,6 +85,16 @@ class Settings(BaseSettings):
     project_dir: Path = Field(default=PROJECT_ROOT, description="The dbt project directory.")
     sample_scale: float = Field(default=1.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -140,7 +171,7 @@ class Settings(BaseSettings):
         key = key_file.read_text().strip() if key_file.exists() else ""
         if len(key) >= MIN_SECRET_LENGTH:
             return key
-        self.home_dir.mkdir(parents=True, exist_ok=True)
+        self.secure_home()
         # Written whole into a private temporary file, then renamed into place: a
         # process starting at the same moment never reads a half-written key.
         descriptor, partial = tempfile.mkstemp(dir=self.home_dir, prefix=".secret_key.")
@@ -152,6 +183,21 @@ class Settings(BaseSettings):
         finally:
             Path(partial).unlink(missing_ok=True)
         return key_file.read_text().strip()
+
+    def secure_home(self) -> None:
+        """Create HEADWATER_HOME owner-only (0700) and make its secret-bearing files 0600.
+
+        The home holds the signing key, the SQLite metadata store (password hashes)
+        and the warehouse; nobody but its owner has business reading them.
+        """
+        home = self.home_dir
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if home.stat().st_mode & 0o077:
+            home.chmod(0o700)
+        for secret in (home / "secret_key", home / "headwater.db"):
+            for path in (secret, Path(f"{secret}-wal"), Path(f"{secret}-shm")):
+                if path.exists() and path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
 
     def tool_env(self) -> dict[str, str]:
         """Environment variables that dbt's profile and Dagster read, derived from settings."""

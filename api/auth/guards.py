@@ -1,4 +1,9 @@
-"""Guards: plain ``(connection, handler) -> None`` functions that raise."""
+"""Guards: plain ``(connection, handler) -> None`` functions that raise.
+
+Every route under ``/api`` declares exactly one of these (a test walks the route
+table): :func:`public` for the few routes anyone may call, or a role guard.
+Ownership is a service rule, not a guard: another user's object answers 404.
+"""
 
 from __future__ import annotations
 
@@ -27,16 +32,22 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUser:
     return user
 
 
+def public(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Anyone, signed in or not (login, refresh, health). Declared so that it is deliberate."""
+
+
 def requires_role(*roles: Role) -> GuardFn:
-    """A guard admitting only users whose role is one of ``roles``."""
+    """A guard admitting only signed-in users whose role is one of ``roles``."""
     allowed = frozenset(role.value for role in roles)
 
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if current_user(connection).role not in allowed:
             raise PermissionDenied("Your role does not allow this action")
 
+    guard.__name__ = "requires_" + "_or_".join(sorted(allowed))
     return guard
 
 
 requires_admin = requires_role(Role.ADMIN)
 requires_writer = requires_role(Role.ADMIN, Role.USER)
+requires_reader = requires_role(Role.ADMIN, Role.USER, Role.VIEWER)

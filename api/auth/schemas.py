@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -14,17 +15,37 @@ class LoginRequest(msgspec.Struct, rename="camel"):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
+class RefreshRequest(msgspec.Struct, rename="camel"):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+
+
+class TokenUser(msgspec.Struct, rename="camel"):
+    id: int
+    email: str
+    role: str
+    name: str
+
+
 class LoginResponse(msgspec.Struct, rename="camel"):
-    """A bearer token and how many seconds it stays valid."""
+    """A short-lived access token, the refresh token that renews it, and who they are for."""
 
     access_token: str
+    refresh_token: str
     expires_in: int
+    """Seconds the access token stays valid (at most 900)."""
+    refresh_expires_in: int
+    """Seconds the refresh token (and its login session) stays valid."""
+    user: TokenUser
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme, not a secret
 
 
 class CurrentUser(msgspec.Struct, frozen=True):
-    """The authenticated user of a request (``request.user``). Not a wire type."""
+    """The authenticated user of a request (``request.user``), read fresh on each request."""
 
     id: int
     email: str
+    name: str
     role: str
+    session_id: str
+    created_at: datetime | None = None
+    last_login_at: datetime | None = None

@@ -1,126 +1,244 @@
-"""Passwords (argon2id), access tokens (JWT HS256) and the login rule."""
+"""Sign-in, token rotation and sign-out.
+
+A login creates an :class:`AuthSession` and issues two tokens: an access token
+(at most 15 minutes) and a refresh token. Refreshing rotates the refresh token:
+the session remembers the one id that may be used next, so presenting an older
+one is a replay and revokes the whole session (its "family"). Logging out
+revokes the session. See ``api/auth/middleware.py`` for the per-request check.
+"""
 
 from __future__ import annotations
 
-import secrets
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
-import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from litestar.concurrency import sync_to_thread
-from litestar.connection import ASGIConnection
-from litestar.security.jwt import Token
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from api.auth.schemas import CurrentUser, LoginResponse
-from api.errors import AuthenticationFailed
+from api.audit.services import Actor, record
+from api.auth import tokens
+from api.auth.models import AuthSession
+from api.auth.passwords import HashingPool, dummy_hash, hash_password, verify_password
+from api.auth.passwords import password_needs_rehash as needs_rehash
+from api.auth.schemas import LoginResponse, TokenUser
+from api.db import Database
+from api.errors import AuthenticationFailed, TooManyRequests
+from api.kv import KeyValueStore
+from api.metrics import LOGIN_FAILURES
 from api.users.models import User
-from headwater.db import session_scope
+from api.users.services import find_by_email, normalize_email
+from headwater.db import utcnow
 from headwater.settings import Settings
 
-ALGORITHM = "HS256"
+logger = logging.getLogger("headwater.api.auth")
+
 INVALID_CREDENTIALS = "Invalid email or password"
-
-_hasher = PasswordHasher()
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash of ``password`` (salted; two calls give different hashes)."""
-    return _hasher.hash(password)
+INVALID_REFRESH = "Invalid or expired refresh token"
+THROTTLED = "Too many sign-in attempts; wait before trying again"
 
 
-def verify_password(password: str, password_hash: str) -> bool:
-    """Whether ``password`` matches ``password_hash``; False (never an error) on a bad hash."""
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError, ValueError, TypeError):
-        return False
+@dataclass(frozen=True)
+class Client:
+    address: str | None
+    user_agent: str | None
+    request_id: str | None
 
 
-def password_needs_rehash(password_hash: str) -> bool:
-    """Whether the hash was made with weaker parameters than the current ones."""
-    try:
-        return _hasher.check_needs_rehash(password_hash)
-    except (InvalidHashError, ValueError):
-        return True
+@dataclass(frozen=True)
+class _Candidate:
+    user_id: int | None
+    password_hash: str
+    active: bool
 
 
-@cache
-def _dummy_hash() -> str:
-    return hash_password(secrets.token_urlsafe(16))
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def create_access_token(
-    *,
-    user_id: int,
-    role: str,
-    secret: str,
-    ttl: timedelta,
-    now: datetime | None = None,
-) -> str:
-    """A signed JWT: ``sub`` is the user id, ``role`` the user's role, ``exp`` now + ``ttl``."""
-    issued_at = now if now is not None else datetime.now(UTC)
-    payload = {
-        "sub": str(user_id),
-        "role": role,
-        "iat": int(issued_at.timestamp()),
-        "exp": int((issued_at + ttl).timestamp()),
-    }
-    return jwt.encode(payload, secret, algorithm=ALGORITHM)
-
-
-def authenticate(session: Session, email: str, password: str) -> User:
-    """The active user with these credentials.
-
-    Unknown email, wrong password and inactive account all raise the same error,
-    after the same amount of hashing work, so a caller cannot tell them apart.
-
-    Raises:
-        AuthenticationFailed: the credentials do not identify an active user.
-    """
-    # Imported here: api.users.services imports this module for hash_password.
-    from api.users.services import normalize_email
-
-    user = session.scalar(select(User).where(User.email == normalize_email(email)))
-    if user is None:
-        verify_password(password, _dummy_hash())
-        raise AuthenticationFailed(INVALID_CREDENTIALS)
-    if not verify_password(password, user.password_hash) or not user.is_active:
-        raise AuthenticationFailed(INVALID_CREDENTIALS)
-    if password_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    return user
-
-
-def issue_token(settings: Settings, user: User) -> LoginResponse:
-    """The login response for ``user``: a token valid for ``settings.jwt_ttl_minutes``."""
-    ttl = timedelta(minutes=settings.jwt_ttl_minutes)
-    token = create_access_token(
-        user_id=user.id, role=user.role, secret=settings.jwt_secret(), ttl=ttl
+def _token_pair(settings: Settings, user: User, session: AuthSession) -> LoginResponse:
+    secret = settings.jwt_secret()
+    access_ttl = settings.jwt_ttl_minutes * 60
+    refresh_ttl = max(1, int((_aware(session.expires_at) - datetime.now(UTC)).total_seconds()))
+    access = tokens.encode(
+        secret=secret,
+        token_type="access",  # noqa: S106 - a token kind
+        user_id=user.id,
+        session_id=session.id,
+        version=user.token_version,
+        ttl_seconds=access_ttl,
     )
-    return LoginResponse(access_token=token, expires_in=int(ttl.total_seconds()))
+    refresh = tokens.encode(
+        secret=secret,
+        token_type="refresh",  # noqa: S106 - a token kind
+        user_id=user.id,
+        session_id=session.id,
+        version=user.token_version,
+        ttl_seconds=refresh_ttl,
+        token_id=session.refresh_jti,
+    )
+    return LoginResponse(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=access_ttl,
+        refresh_expires_in=refresh_ttl,
+        user=TokenUser(id=user.id, email=user.email, role=user.role, name=user.name),
+    )
 
 
-def load_active_user(metadata_url: str, subject: str) -> CurrentUser | None:
-    """The user a token's ``sub`` names, if it still exists and is active."""
-    try:
-        user_id = int(subject)
-    except ValueError:
-        return None
-    with session_scope(metadata_url) as session:
-        user = session.get(User, user_id)
-        if user is None or not user.is_active:
-            return None
-        return CurrentUser(id=user.id, email=user.email, role=user.role)
+class AuthService:
+    """Login, refresh and logout over the store, the hashing pool and the throttle counters."""
 
+    def __init__(
+        self, settings: Settings, database: Database, kv: KeyValueStore, hashing: HashingPool
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.kv = kv
+        self.hashing = hashing
 
-async def retrieve_current_user(
-    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
-) -> CurrentUser | None:
-    """JWT middleware hook: a deactivated or deleted user's tokens stop working at once."""
-    settings: Settings = connection.app.state.settings
-    return await sync_to_thread(load_active_user, settings.metadata_url, token.sub)
+    async def _throttle(self, email: str, client: Client) -> str:
+        """Count the attempt; 429 when the address or the account is over its limit."""
+        window = self.settings.login_window_seconds
+        account_key = f"login:account:{email}"
+        count, left = await self.kv.hit(f"login:address:{client.address}", window)
+        if count > self.settings.login_attempts_per_address:
+            raise TooManyRequests(THROTTLED, retry_after=int(left) + 1)
+        failures, left = await self.kv.peek(account_key)
+        if failures >= self.settings.login_failures_per_account:
+            raise TooManyRequests(THROTTLED, retry_after=int(left) + 1)
+        return account_key
+
+    async def login(self, email: str, password: str, client: Client) -> LoginResponse:
+        """Tokens for the active user with these credentials.
+
+        Unknown email, wrong password and inactive account answer the same, after
+        the same hashing work, so that a caller cannot tell them apart; failures
+        count against the account (whether it exists or not) and the address.
+
+        Raises:
+            TooManyRequests: the address or the account is throttled.
+            AuthenticationFailed: the credentials do not identify an active user.
+            ServiceUnavailable: too many hashes are queued.
+        """
+        normalized = normalize_email(email)
+        account_key = await self._throttle(normalized, client)
+
+        def find(session: Session) -> _Candidate:
+            user = find_by_email(session, normalized)
+            if user is None:
+                return _Candidate(None, dummy_hash(), False)
+            return _Candidate(user.id, user.password_hash, user.is_active)
+
+        candidate = await self.database.run(find)
+        matches = await self.hashing.run(verify_password, password, candidate.password_hash)
+        if not (matches and candidate.active and candidate.user_id is not None):
+            LOGIN_FAILURES.inc()
+            await self.kv.hit(account_key, self.settings.login_window_seconds)
+            raise AuthenticationFailed(INVALID_CREDENTIALS)
+        user_id = candidate.user_id
+        new_hash = None
+        if needs_rehash(candidate.password_hash):
+            new_hash = await self.hashing.run(hash_password, password)
+
+        def start_session(session: Session) -> LoginResponse:
+            user = session.get(User, user_id)
+            if user is None or not user.is_active:
+                raise AuthenticationFailed(INVALID_CREDENTIALS)
+            if new_hash is not None and user.password_hash == candidate.password_hash:
+                user.password_hash = new_hash
+            now = utcnow()
+            user.last_login_at = now
+            login = AuthSession(
+                id=tokens.new_id(),
+                user_id=user.id,
+                refresh_jti=tokens.new_id(),
+                created_at=now,
+                expires_at=now + timedelta(days=self.settings.refresh_ttl_days),
+                client_address=(client.address or "")[:64] or None,
+                user_agent=(client.user_agent or "")[:256] or None,
+            )
+            session.add(login)
+            actor = Actor(user.id, user.email, client.address, client.request_id)
+            record(session, actor, "auth.login", "session", login.id)
+            session.flush()
+            return _token_pair(self.settings, user, login)
+
+        response = await self.database.run(start_session)
+        await self.kv.reset(account_key)
+        return response
+
+    async def refresh(self, refresh_token: str, client: Client) -> LoginResponse:
+        """A new token pair for a valid refresh token, which is used up.
+
+        Raises:
+            AuthenticationFailed: not a valid, current refresh token. Presenting a
+                refresh token that was already used revokes its whole session.
+        """
+        try:
+            claims = tokens.decode(
+                refresh_token, secret=self.settings.jwt_secret(), expected="refresh"
+            )
+        except tokens.InvalidToken:
+            raise AuthenticationFailed(INVALID_REFRESH) from None
+
+        def rotate(session: Session) -> LoginResponse | None:
+            login = session.get(AuthSession, claims.session_id)
+            user = session.get(User, claims.user_id)
+            if login is None or user is None or login.user_id != user.id:
+                return None
+            if login.revoked_at is not None or _aware(login.expires_at) <= datetime.now(UTC):
+                return None
+            new_jti = tokens.new_id()
+            result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(AuthSession)
+                .where(
+                    AuthSession.id == login.id,
+                    AuthSession.refresh_jti == claims.token_id,
+                    AuthSession.revoked_at.is_(None),
+                )
+                .values(refresh_jti=new_jti, refreshed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            rotated = result.rowcount
+            current = user.is_active and user.token_version == claims.version
+            if rotated != 1 or not current:
+                reason = "refresh reused" if rotated != 1 else "access changed"
+                session.execute(
+                    update(AuthSession)
+                    .where(AuthSession.id == login.id)
+                    .values(revoked_at=utcnow(), revoked_reason=reason)
+                    .execution_options(synchronize_session=False)
+                )
+                actor = Actor(user.id, user.email, client.address, client.request_id)
+                record(session, actor, "auth.revoke", "session", login.id, after={"reason": reason})
+                if rotated != 1:
+                    logger.warning("refresh token reused: session %s revoked", login.id)
+                return None
+            session.refresh(login)
+            return _token_pair(self.settings, user, login)
+
+        response = await self.database.run(rotate)
+        if response is None:
+            raise AuthenticationFailed(INVALID_REFRESH)
+        return response
+
+    async def logout(self, user_id: int, session_id: str, client: Client) -> None:
+        """Revoke the login session: its access and refresh tokens stop working."""
+
+        def revoke(session: Session) -> None:
+            login = session.scalar(
+                select(AuthSession).where(
+                    AuthSession.id == session_id, AuthSession.user_id == user_id
+                )
+            )
+            if login is None or login.revoked_at is not None:
+                return
+            login.revoked_at = utcnow()
+            login.revoked_reason = "logout"
+            user = session.get(User, user_id)
+            actor = Actor(user_id, user.email if user else None, client.address, client.request_id)
+            record(session, actor, "auth.logout", "session", session_id)
+
+        await self.database.run(revoke)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
-from sqlalchemy.orm import Session
 
+from api.auth.guards import requires_reader
+from api.cache import cached_json
 from api.catalog import services
 from api.catalog.schemas import DatasetOut
+from api.db import Database
 from api.openapi import error_responses
-from api.schemas import Page
+from api.schemas import MAX_ID, Page
+from catalog.refresh import CACHE_NAMESPACE
 
 MAX_PAGE_SIZE = 500
 
@@ -19,19 +22,21 @@ MAX_PAGE_SIZE = 500
 class CatalogController(Controller):
     path = "/api/catalog"
     tags = ("catalog",)
+    guards = [requires_reader]  # noqa: RUF012 - Litestar's declared attribute
 
     @get(
         "/datasets",
         operation_id="listDatasets",
         summary="List datasets",
+        description="Cached; the `X-Cache` header says whether this answer came from the cache.",
         responses=error_responses(400, 401),
-        sync_to_thread=True,
     )
-    def list_datasets(
+    async def list_datasets(
         self,
-        db_session: Session,
+        request: Request[Any, Any, Any],
+        database: Database,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
-        offset: Annotated[int, Parameter(ge=0, description="Matches to skip.")] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_ID, description="Matches to skip.")] = 0,
         search: Annotated[
             str | None,
             Parameter(
@@ -40,17 +45,29 @@ class CatalogController(Controller):
             ),
         ] = None,
         kind: Annotated[str | None, Parameter(max_length=32, description="Exact kind.")] = None,
-    ) -> Page[DatasetOut]:
-        return services.list_datasets(
-            db_session, limit=limit, offset=offset, search=search, kind=kind
-        )
+    ) -> Response[Page[DatasetOut]]:
+        async def produce() -> Page[DatasetOut]:
+            return await database.run(
+                lambda s: services.list_datasets(
+                    s, limit=limit, offset=offset, search=search, kind=kind
+                )
+            )
+
+        return await cached_json(request, CACHE_NAMESPACE, produce)
 
     @get(
         "/datasets/{dataset_id:int}",
         operation_id="getDataset",
         summary="Get one dataset",
-        sync_to_thread=True,
         responses=error_responses(400, 401, 404, s404="No dataset with this id"),
     )
-    def get_dataset(self, db_session: Session, dataset_id: int) -> DatasetOut:
-        return services.get_dataset(db_session, dataset_id)
+    async def get_dataset(
+        self,
+        request: Request[Any, Any, Any],
+        database: Database,
+        dataset_id: Annotated[int, Parameter(ge=1, le=MAX_ID, description="Dataset id.")],
+    ) -> Response[DatasetOut]:
+        async def produce() -> DatasetOut:
+            return await database.run(lambda s: services.get_dataset(s, dataset_id))
+
+        return await cached_json(request, CACHE_NAMESPACE, produce)

@@ -1,42 +1,82 @@
-"""``GET /health``: unauthenticated liveness and dependency checks."""
+"""``/health`` (liveness) and ``/health/ready`` (dependencies), both unauthenticated."""
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from typing import Any
+
+import anyio
+from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
-from api.health.schemas import HealthResponse
-from api.health.services import health_report
+from api.auth.guards import public
+from api.db import Database
+from api.health.schemas import CheckResult, LivenessResponse, ReadinessChecks, ReadinessResponse
+from api.health.services import check_metadata_store, check_warehouse
+from api.kv import KeyValueStore
 from headwater.settings import Settings
 
-BUSY_RETRY_AFTER_SECONDS = 5
+PROBE_TIMEOUT_SECONDS = 5
+RETRY_AFTER_SECONDS = 5
 
 
 class HealthController(Controller):
     path = "/health"
     tags = ("health",)
+    guards = [public]  # noqa: RUF012 - Litestar's declared attribute
 
     @get(
         "/",
         operation_id="getHealth",
-        summary="Health of the API and its dependencies",
-        description="200 when every check is ok, 503 otherwise.",
+        summary="Liveness",
+        description="Answers at once and touches no dependency. `degraded` when the API knows "
+        "Redis is down: it keeps serving, uncached and with limits kept in process.",
         exclude_from_auth=True,
         security=[{}],
-        sync_to_thread=True,
+    )
+    async def health(self, request: Request[Any, Any, Any]) -> LivenessResponse:
+        kv: KeyValueStore = request.app.state.kv
+        redis = kv.redis_state
+        return LivenessResponse(status="degraded" if redis == "down" else "ok", redis=redis)
+
+    @get(
+        "/ready",
+        operation_id="getReadiness",
+        summary="Readiness: metadata store, warehouse, Redis",
+        description="200 when the API can serve (the metadata store answers); `degraded` when "
+        "the warehouse or Redis is not ok. 503 when the metadata store is not usable. The "
+        "DuckDB warehouse file is never opened.",
+        exclude_from_auth=True,
+        security=[{}],
         responses={
             503: ResponseSpec(
-                HealthResponse,
-                description="At least one dependency is not ok",
+                ReadinessResponse,
+                description="The metadata store is not usable",
                 generate_examples=False,
             )
         },
     )
-    def health(self, settings: Settings) -> Response[HealthResponse]:
-        report = health_report(settings)
-        if report.status == "ok":
-            return Response(report, status_code=200)
-        headers = {}
-        if report.checks.warehouse.status == "busy":
-            headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
-        return Response(report, status_code=503, headers=headers)
+    async def ready(
+        self, request: Request[Any, Any, Any], settings: Settings, database: Database
+    ) -> Response[ReadinessResponse]:
+        kv: KeyValueStore = request.app.state.kv
+        try:
+            with anyio.fail_after(PROBE_TIMEOUT_SECONDS):
+                store = await database.run_sync(check_metadata_store, settings)
+                warehouse = await database.run_sync(check_warehouse, settings)
+        except TimeoutError:
+            store = CheckResult("unreachable", "metadata store did not answer in time")
+            warehouse = await anyio.to_thread.run_sync(check_warehouse, settings)
+        if kv.redis_state == "not configured":
+            redis = CheckResult("not configured", "Redis is not configured; caching in process")
+        elif await kv.ping():
+            redis = CheckResult("ok", "Redis answered PING")
+        else:
+            redis = CheckResult("down", "Redis did not answer; serving without it")
+        checks = ReadinessChecks(metadata_store=store, warehouse=warehouse, redis=redis)
+        optional_ok = warehouse.status == "ok" and redis.status in ("ok", "not configured")
+        if store.status != "ok":
+            report = ReadinessResponse(status="unavailable", checks=checks)
+            return Response(report, status_code=503, headers={"Retry-After": "5"})
+        return Response(
+            ReadinessResponse(status="ok" if optional_ok else "degraded", checks=checks)
+        )

@@ -1,27 +1,29 @@
-"""Probe the metadata store, the warehouse and (when configured) Redis.
+"""Readiness probes: the metadata store, the warehouse and Redis.
 
-Each probe is short-lived and bounded in time, and reports a status plus a detail
-safe to show to an anonymous caller: no URLs, hosts, paths or credentials. The
-underlying error is logged for the operator.
+Each probe is bounded in time and reports a status plus a detail safe to show
+to an anonymous caller: no URLs, hosts, paths or credentials (the underlying
+error is logged for the operator). The DuckDB warehouse file is never opened:
+a read handle from a probe would make a concurrent ``dbt build`` fail, so its
+state is reported from what is known (the file, the catalog, dbt's results).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import psycopg2
-import redis
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.health.schemas import CheckResult, HealthChecks, HealthResponse
-from headwater.db import get_engine
+from api.health.schemas import CheckResult, WarehouseCheck
+from catalog.models import Dataset
+from headwater.db import get_engine, session_scope, sqlite_path
 from headwater.migrate import current_revision
-from headwater.settings import Settings
-from headwater.warehouse import connect_duckdb_read_only, connect_postgres
+from headwater.settings import PROJECT_ROOT, Settings
+from headwater.warehouse import connect_postgres
 
 logger = logging.getLogger("headwater.api.health")
 
@@ -30,8 +32,8 @@ CONNECT_TIMEOUT_SECONDS = 3
 
 def check_metadata_store(settings: Settings) -> CheckResult:
     """``SELECT 1`` on the metadata store, and whether it has been migrated."""
-    url = make_url(settings.metadata_url)
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+    path = sqlite_path(settings.metadata_url)
+    if path is not None and not path.exists():
         # Connecting would create an empty file; a probe must not change anything.
         return CheckResult("missing", "sqlite metadata store is not initialised")
     try:
@@ -48,29 +50,55 @@ def check_metadata_store(settings: Settings) -> CheckResult:
     return CheckResult("ok", f"{backend} metadata store at revision {revision}")
 
 
-def check_duckdb(settings: Settings) -> CheckResult:
-    """Open the DuckDB file read-only for a moment."""
-    path = settings.duckdb_path
-    if not path.exists():
-        return CheckResult("missing", "DuckDB warehouse file does not exist yet")
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def last_load_at(settings: Settings) -> datetime | None:
+    """The newest change of a raw (loaded) dataset the catalog knows."""
+    path = sqlite_path(settings.metadata_url)
+    if path is not None and not path.exists():
+        return None  # connecting would create the file
     try:
-        connection = connect_duckdb_read_only(settings)
+        with session_scope(settings.metadata_url) as session:
+            value = session.scalar(
+                select(func.max(Dataset.updated_at)).where(Dataset.kind == "raw")
+            )
+    except SQLAlchemyError:
+        return None
+    return _aware(value)
+
+
+def last_build_at(settings: Settings) -> datetime | None:
+    """When the newest ``run_results.json`` (Headwater's target or ./target) was written."""
+    newest: datetime | None = None
+    for folder in (settings.dbt_target_dir, PROJECT_ROOT / "target"):
         try:
-            connection.execute("SELECT 1").fetchone()
-        finally:
-            connection.close()
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            return CheckResult("busy", "DuckDB warehouse is locked by a writing process")
-        logger.warning("DuckDB warehouse check failed: %s", exc)
-        return CheckResult("error", "DuckDB warehouse could not be opened")
-    except duckdb.Error as exc:
-        logger.warning("DuckDB warehouse check failed: %s", exc)
-        return CheckResult("error", "DuckDB warehouse could not be opened")
-    return CheckResult("ok", "DuckDB warehouse readable")
+            generated = json.loads((folder / "run_results.json").read_text())["metadata"][
+                "generated_at"
+            ]
+            moment = _aware(datetime.fromisoformat(str(generated).replace("Z", "+00:00")))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if moment is not None and (newest is None or moment > newest):
+            newest = moment
+    return newest
 
 
-def check_postgres_warehouse(settings: Settings) -> CheckResult:
+def check_duckdb(settings: Settings) -> WarehouseCheck:
+    """What is known of the DuckDB file, without opening it."""
+    path: Path = settings.duckdb_path
+    loaded, built = last_load_at(settings), last_build_at(settings)
+    if not path.exists():
+        return WarehouseCheck("missing", "DuckDB warehouse file does not exist yet")
+    return WarehouseCheck(
+        "ok", "DuckDB warehouse file present", last_load_at=loaded, last_build_at=built
+    )
+
+
+def check_postgres_warehouse(settings: Settings) -> WarehouseCheck:
     """Connect to the PostgreSQL warehouse with a short timeout and ``SELECT 1``."""
     try:
         connection = connect_postgres(settings, CONNECT_TIMEOUT_SECONDS)
@@ -82,40 +110,16 @@ def check_postgres_warehouse(settings: Settings) -> CheckResult:
     except psycopg2.Error as exc:
         # libpq messages name host and user, never the password; still only logged.
         logger.warning("PostgreSQL warehouse check failed: %s", str(exc).strip())
-        return CheckResult("unreachable", "PostgreSQL warehouse did not answer")
-    return CheckResult("ok", "PostgreSQL warehouse reachable")
+        return WarehouseCheck("unreachable", "PostgreSQL warehouse did not answer")
+    return WarehouseCheck(
+        "ok",
+        "PostgreSQL warehouse reachable",
+        last_load_at=last_load_at(settings),
+        last_build_at=last_build_at(settings),
+    )
 
 
-def check_warehouse(settings: Settings) -> CheckResult:
+def check_warehouse(settings: Settings) -> WarehouseCheck:
     if settings.warehouse == "postgres":
         return check_postgres_warehouse(settings)
     return check_duckdb(settings)
-
-
-def check_redis(redis_url: str) -> CheckResult:
-    """``PING`` with short connect and read timeouts."""
-    client = redis.Redis.from_url(
-        redis_url,
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=CONNECT_TIMEOUT_SECONDS,
-    )
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("Redis check failed: %s", type(exc).__name__)
-        return CheckResult("unreachable", "Redis did not answer")
-    finally:
-        client.close()
-    return CheckResult("ok", "Redis answered PING")
-
-
-def health_report(settings: Settings) -> HealthResponse:
-    """Every check; the overall status is ``ok`` only when each check is."""
-    checks = HealthChecks(
-        metadata_store=check_metadata_store(settings),
-        warehouse=check_warehouse(settings),
-        redis=check_redis(settings.redis_url) if settings.redis_url else None,
-    )
-    results = [checks.metadata_store, checks.warehouse, checks.redis]
-    healthy = all(result.status == "ok" for result in results if result is not None)
-    return HealthResponse(status="ok" if healthy else "degraded", checks=checks)

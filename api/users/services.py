@@ -1,24 +1,45 @@
-"""User accounts: creation rules and the first admin."""
+"""User accounts: the rules for creating and changing them, and the first admin.
+
+Every function here runs inside one metadata store session (a worker thread, see
+``api/db.py``) and records its change in the audit log in the same transaction.
+Password hashing is done by the caller, through the bounded hashing pool.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.auth.services import hash_password
-from api.errors import Conflict, InvalidInput
+from api.audit.services import Actor, record
+from api.auth.models import AuthSession
+from api.auth.passwords import hash_password
+from api.errors import Conflict, InvalidInput, NotFound
 from api.users.models import Role, User
-from headwater.db import session_scope
+from headwater.db import session_scope, utcnow
 from headwater.settings import Settings
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 MAX_EMAIL_LENGTH = 320
+MAX_NAME_LENGTH = 200
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SYSTEM = Actor(user_id=None, email=None)
+"""The actor of changes made by Headwater itself (the first admin)."""
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; they were stored as UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def normalize_email(email: str) -> str:
@@ -34,7 +55,7 @@ def validate_email(email: str) -> str:
     """
     normalized = normalize_email(email)
     if len(normalized) > MAX_EMAIL_LENGTH or not _EMAIL.fullmatch(normalized):
-        raise InvalidInput(f"Not a valid email address: {normalized!r}")
+        raise InvalidInput(f"Not a valid email address: {normalized[:80]!r}")
     return normalized
 
 
@@ -51,28 +72,209 @@ def validate_password(password: str) -> None:
         raise InvalidInput(f"Password too long: at most {MAX_PASSWORD_LENGTH} characters")
 
 
-def create_user(session: Session, email: str, password: str, role: Role | str) -> User:
-    """Add a user to ``session`` (flushed, so it has an id; the caller commits).
+def validate_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"Name too long: at most {MAX_NAME_LENGTH} characters")
+    return cleaned
+
+
+def parse_role(role: Role | str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"Unknown role {str(role)[:40]!r}", hint=f"one of {allowed}") from None
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def snapshot(user: User) -> dict[str, Any]:
+    """What the audit log shows of a user (never the hash)."""
+    return {"email": user.email, "name": user.name, "role": user.role, "isActive": user.is_active}
+
+
+def get_user(session: Session, user_id: int) -> User:
+    """Raises:
+    NotFound: no user has this id.
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found")
+    return user
+
+
+def find_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == normalize_email(email)))
+
+
+def create_user(
+    session: Session,
+    email: str,
+    password_hash: str,
+    role: Role | str,
+    *,
+    name: str = "",
+    actor: Actor = SYSTEM,
+) -> User:
+    """Add a user (flushed, so it has an id; the caller's session commits).
+
+    ``password_hash`` is an argon2 hash (:func:`api.auth.passwords.hash_password`);
+    the caller validated the password with :func:`validate_password`.
 
     Raises:
-        InvalidInput: bad email, password shorter than 12 characters or unknown role.
+        InvalidInput: bad email, name or unknown role.
         Conflict: a user with this email already exists.
     """
     normalized = validate_email(email)
-    validate_password(password)
-    try:
-        checked_role = Role(role)
-    except ValueError:
-        allowed = ", ".join(r.value for r in Role)
-        raise InvalidInput(f"Unknown role {role!r}", hint=f"one of {allowed}") from None
+    checked_role = parse_role(role)
     if session.scalar(select(User.id).where(User.email == normalized)) is not None:
         raise Conflict(f"A user with email {normalized!r} already exists")
-    user = User(email=normalized, password_hash=hash_password(password), role=checked_role.value)
+    user = User(
+        email=normalized,
+        name=validate_name(name),
+        password_hash=password_hash,
+        role=checked_role.value,
+    )
     session.add(user)
     try:
         session.flush()
     except IntegrityError as exc:  # a concurrent insert won the race
         raise Conflict(f"A user with email {normalized!r} already exists") from exc
+    record(session, actor, "user.create", "user", user.id, after=snapshot(user))
+    return user
+
+
+def create_user_with_password(
+    session: Session, email: str, password: str, role: Role | str, *, name: str = ""
+) -> User:
+    """:func:`create_user` hashing ``password`` here (CLI, tests; the API hashes in its pool)."""
+    validate_password(password)
+    return create_user(session, email, hash_password(password), role, name=name)
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    role: Role | None = None
+    active: bool | None = None
+    search: str | None = None
+
+
+def list_users(
+    session: Session, *, limit: int, offset: int, filters: UserFilter = UserFilter()
+) -> tuple[Sequence[User], int]:
+    """One page of users ordered by email, and how many match."""
+    conditions: list[ColumnElement[bool]] = []
+    if filters.role is not None:
+        conditions.append(User.role == filters.role.value)
+    if filters.active is not None:
+        conditions.append(User.is_active.is_(filters.active))
+    if filters.search:
+        conditions.append(
+            or_(
+                User.email.icontains(filters.search, autoescape=True),
+                User.name.icontains(filters.search, autoescape=True),
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
+    users = session.scalars(
+        select(User).where(*conditions).order_by(User.email).limit(limit).offset(offset)
+    ).all()
+    return users, total
+
+
+def _other_active_admins(session: Session, user_id: int) -> int:
+    # Locks the admin rows (PostgreSQL) so two admins cannot demote each other at once.
+    ids = session.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN.value, User.is_active.is_(True), User.id != user_id)
+        .with_for_update()
+    ).all()
+    return len(ids)
+
+
+def _end_tokens(session: Session, user: User, reason: str) -> None:
+    """Every token of ``user`` stops working: new version, every login session revoked."""
+    user.token_version += 1
+    session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+
+
+def update_user(
+    session: Session,
+    user_id: int,
+    actor: Actor,
+    *,
+    name: str | None = None,
+    role: Role | str | None = None,
+    is_active: bool | None = None,
+) -> User:
+    """Change a user's name, role or active flag (admin).
+
+    A role change or deactivation ends the user's existing tokens at once.
+
+    Raises:
+        NotFound: no such user.
+        InvalidInput: unknown role or bad name.
+        Conflict: the change would leave no active admin.
+    """
+    user = get_user(session, user_id)
+    before = snapshot(user)
+    new_role = parse_role(role).value if role is not None else user.role
+    new_active = user.is_active if is_active is None else is_active
+    loses_admin = user.role == Role.ADMIN.value and user.is_active
+    keeps_admin = new_role == Role.ADMIN.value and new_active
+    if loses_admin and not keeps_admin and _other_active_admins(session, user.id) == 0:
+        raise Conflict(
+            "This is the last active admin: it cannot be demoted or deactivated",
+            hint="make another user admin first",
+        )
+    if name is not None:
+        user.name = validate_name(name)
+    changed_access = new_role != user.role or new_active != user.is_active
+    user.role, user.is_active = new_role, new_active
+    if changed_access:
+        _end_tokens(session, user, "access changed")
+    after = snapshot(user)
+    if after != before:
+        action = "user.update"
+        if before["isActive"] != after["isActive"]:
+            action = "user.reactivate" if new_active else "user.deactivate"
+        elif before["role"] != after["role"]:
+            action = "user.set_role"
+        record(session, actor, action, "user", user.id, before=before, after=after)
+    return user
+
+
+def set_password(
+    session: Session,
+    user_id: int,
+    password_hash: str,
+    actor: Actor,
+    *,
+    expected_hash: str | None = None,
+) -> User:
+    """Replace a user's password; every existing token of the user stops working.
+
+    ``expected_hash``: the hash the caller verified the old password against; if
+    it changed meanwhile, the change is refused rather than applied blindly.
+
+    Raises:
+        NotFound: no such user.
+        Conflict: the password changed since the old one was checked.
+    """
+    user = get_user(session, user_id)
+    if expected_hash is not None and user.password_hash != expected_hash:
+        raise Conflict("The password was changed meanwhile; sign in again")
+    user.password_hash = password_hash
+    _end_tokens(session, user, "password changed")
+    action = "user.change_password" if actor.user_id == user.id else "user.reset_password"
+    record(session, actor, action, "user", user.id, after={"password": "changed"})
     return user
 
 
@@ -99,5 +301,5 @@ def ensure_admin(settings: Settings) -> str | None:
             password = settings.admin_password.get_secret_value()
         else:
             password = generated = secrets.token_urlsafe(24)
-        create_user(session, settings.admin_email, password, Role.ADMIN)
+        create_user_with_password(session, settings.admin_email, password, Role.ADMIN)
         return generated

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from api.app import create_app
 from api.users.models import Role
-from api.users.services import create_user
+from api.users.services import create_user_with_password
 from catalog.models import Dataset, DatasetColumn, LineageEdge
 from headwater.db import get_engine, session_scope
 from headwater.migrate import upgrade
@@ -69,7 +69,9 @@ def seed_metadata(metadata_url: str) -> dict[str, int]:
     upgrade(metadata_url)
     with session_scope(metadata_url) as session:
         for account in (ADMIN, VIEWER, RETIRED):
-            user = create_user(session, account.email, account.password, Role(account.role))
+            user = create_user_with_password(
+                session, account.email, account.password, Role(account.role)
+            )
             user.is_active = account is not RETIRED
         datasets = {}
         for name, (kind, description, columns) in DATASETS.items():

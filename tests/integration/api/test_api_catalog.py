@@ -132,13 +132,16 @@ def test_search_and_kind_filters(
     assert page["total"] == len(expected)
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "ten"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "ten"}, {"offset": 2**63}],
+)
 def test_out_of_range_paging_is_a_400(
     client: Client, viewer_headers: Headers, params: dict[str, Any]
 ) -> None:
     response = client.get("/api/catalog/datasets", headers=viewer_headers, params=params)
     assert response.status_code == 400
-    assert response.json()["statusCode"] == 400
+    assert response.json()["error"]["code"] == "invalid_request"
 
 
 def test_limit_500_is_allowed(client: Client, viewer_headers: Headers) -> None:
@@ -163,8 +166,11 @@ def test_get_one_dataset(
 def test_unknown_dataset_is_a_404(client: Client, viewer_headers: Headers) -> None:
     response = client.get("/api/catalog/datasets/999999", headers=viewer_headers)
     assert response.status_code == 404
-    assert response.json() == {"statusCode": 404, "detail": "Dataset 999999 not found"}
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == ("not_found", "Dataset 999999 not found")
     assert client.get("/api/catalog/datasets/abc", headers=viewer_headers).status_code == 404
+    too_big = client.get(f"/api/catalog/datasets/{2**63}", headers=viewer_headers)
+    assert too_big.status_code == 400
 
 
 def test_get_one_requires_a_token(client: Client, dataset_ids: dict[str, int]) -> None:

@@ -64,7 +64,7 @@ def test_health_reports_postgresql_metadata_store(
     pg_state: tuple[Client, dict[str, int]], tmp_path: Path
 ) -> None:
     client, _ = pg_state
-    body = client.get("/health").json()
+    body = client.get("/health/ready").json()
     assert body["checks"]["metadataStore"]["status"] == "ok"
     assert body["checks"]["metadataStore"]["detail"].startswith("postgresql")
-    assert "127.0.0.1" not in client.get("/health").text
+    assert "127.0.0.1" not in client.get("/health/ready").text

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import api.audit.models
+import api.auth.models
 import api.users.models
 import catalog.models
 from headwater.db import Base, get_engine
@@ -18,7 +20,13 @@ from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-MODELS = (api.users.models, catalog.models)  # every package's tables registered on Base
+HEAD = "0002"
+MODELS = (
+    api.users.models,
+    api.auth.models,
+    api.audit.models,
+    catalog.models,
+)  # every package's tables registered on Base
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -43,11 +51,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_migrations_build_exactly_the_models_and_run_down_again(store_url: str) -> None:
     assert current_revision(store_url) is None
     upgrade(store_url)
-    assert current_revision(store_url) == "0001"
+    assert current_revision(store_url) == HEAD
     with get_engine(store_url).connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     upgrade(store_url)  # again: nothing to do, nothing lost
-    assert current_revision(store_url) == "0001"
+    assert current_revision(store_url) == HEAD
     downgrade(store_url, "base")
     with get_engine(store_url).connect() as connection:
         assert set(sa.inspect(connection).get_table_names()) <= {"alembic_version"}

@@ -15,15 +15,18 @@ from api.errors import (
     NotFound,
     PermissionDenied,
     ServiceUnavailable,
+    TooManyRequests,
     status_for,
 )
+from api.http import add_response_headers
 from headwater.errors import ConfigError, HeadwaterError
+from ingest.errors import SpecError
 
 pytestmark = pytest.mark.unit
 
 
 class DomainError(HeadwaterError):
-    """Stands for another package's error (e.g. a spec error)."""
+    """An error class no one mapped: a bug, so a 500 that says nothing of it."""
 
 
 class DatasetGone(NotFound):
@@ -41,8 +44,10 @@ class DatasetGone(NotFound):
         (Conflict("x"), 409),
         (ServiceUnavailable("x"), 503),
         (ConfigError("x"), 500),
-        (DomainError("x"), 400),
-        (HeadwaterError("x"), 400),
+        (TooManyRequests("x", retry_after=3), 429),
+        (SpecError("x"), 400),
+        (DomainError("x"), 500),
+        (HeadwaterError("x"), 500),
     ],
 )
 def test_status_for_maps_each_error_class(error: HeadwaterError, status: int) -> None:
@@ -84,6 +89,7 @@ def client() -> TestClient[Litestar]:
     app = Litestar(
         route_handlers=[_not_found, _busy, _unauthenticated, _crash, _misconfigured, _typed],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[add_response_headers],
     )
     return TestClient(app)
 
@@ -91,11 +97,11 @@ def client() -> TestClient[Litestar]:
 def test_headwater_error_keeps_message_and_hint(client: TestClient[Litestar]) -> None:
     response = client.get("/not-found")
     assert response.status_code == 404
-    assert response.json() == {
-        "statusCode": 404,
-        "detail": "Dataset 9 not found",
-        "hint": "list datasets to see ids",
-    }
+    body = response.json()["error"]
+    assert body["code"] == "not_found"
+    assert body["message"] == "Dataset 9 not found"
+    assert body["details"] == {"hint": "list datasets to see ids"}
+    assert body["requestId"] == response.headers["x-request-id"]
 
 
 def test_service_unavailable_sets_retry_after(client: TestClient[Litestar]) -> None:
@@ -117,16 +123,21 @@ def test_server_errors_are_generic_and_logged(
     with caplog.at_level(logging.ERROR, logger="headwater.api"):
         response = client.get(path)
     assert response.status_code == 500
-    assert response.json() == {"statusCode": 500, "detail": GENERIC_SERVER_ERROR}
+    error = response.json()["error"]
+    assert error["code"] == "internal_error"
+    assert error["message"] == GENERIC_SERVER_ERROR
+    assert error["details"] is None
+    assert len(error["requestId"]) == 32
     assert "hunter2" not in response.text
+    assert error["requestId"] in caplog.text
     assert any(record.exc_info for record in caplog.records)
 
 
 def test_framework_errors_use_the_same_body(client: TestClient[Litestar]) -> None:
     invalid = client.get("/typed/3", params={"size": "big"})
     assert invalid.status_code == 400
-    assert invalid.json()["statusCode"] == 400
-    assert invalid.json()["extra"][0]["key"] == "size"
+    assert invalid.json()["error"]["code"] == "invalid_request"
+    assert invalid.json()["error"]["details"][0]["key"] == "size"
     missing = client.get("/no-such-route")
     assert missing.status_code == 404
-    assert missing.json()["statusCode"] == 404
+    assert missing.json()["error"]["code"] == "not_found"

@@ -6,7 +6,14 @@ import pytest
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from api.auth.guards import current_user, requires_admin, requires_role, requires_writer
+from api.auth.guards import (
+    current_user,
+    public,
+    requires_admin,
+    requires_reader,
+    requires_role,
+    requires_writer,
+)
 from api.auth.schemas import CurrentUser
 from api.errors import AuthenticationFailed, PermissionDenied
 from api.users.models import Role
@@ -24,7 +31,11 @@ class _Connection:
 
 
 def _conn(role: str | None) -> ASGIConnection[Any, Any, Any, Any]:
-    user = None if role is None else CurrentUser(id=1, email="a@b.co", role=role)
+    user = (
+        None
+        if role is None
+        else CurrentUser(id=1, email="a@b.co", name="", role=role, session_id="s")
+    )
     return cast(ASGIConnection[Any, Any, Any, Any], _Connection(user))
 
 
@@ -47,3 +58,17 @@ def test_guards_refuse_anonymous_connections() -> None:
         requires_role(Role.VIEWER)(_conn(None), HANDLER)
     with pytest.raises(AuthenticationFailed):
         current_user(_conn(None))
+
+
+def test_reader_guard_admits_every_role_but_not_anonymous() -> None:
+    for role in ("admin", "user", "viewer"):
+        requires_reader(_conn(role), HANDLER)
+    with pytest.raises(AuthenticationFailed):
+        requires_reader(_conn(None), HANDLER)
+    with pytest.raises(PermissionDenied):
+        requires_reader(_conn("superuser"), HANDLER)
+
+
+def test_public_guard_admits_anyone() -> None:
+    public(_conn(None), HANDLER)
+    public(_conn("viewer"), HANDLER)

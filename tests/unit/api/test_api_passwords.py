@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.auth.services import hash_password, password_needs_rehash, verify_password
+from api.auth.passwords import hash_password, password_needs_rehash, verify_password
 
 pytestmark = pytest.mark.unit
 

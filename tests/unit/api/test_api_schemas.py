@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from api.auth.schemas import LoginRequest, LoginResponse
+from api.auth.schemas import LoginRequest, LoginResponse, TokenUser
 from api.catalog.schemas import ColumnOut, DatasetOut
-from api.health.schemas import CheckResult, HealthChecks, HealthResponse
-from api.schemas import ErrorResponse, Page
+from api.health.schemas import CheckResult, WarehouseCheck
+from api.schemas import ErrorBody, ErrorResponse, Page
 
 pytestmark = pytest.mark.unit
 
@@ -30,8 +30,18 @@ def test_login_request_requires_both_fields_and_ignores_extras() -> None:
 
 
 def test_login_response_is_camel_case() -> None:
-    wire = msgspec.to_builtins(LoginResponse(access_token="t", expires_in=3600))
-    assert wire == {"accessToken": "t", "expiresIn": 3600, "tokenType": "bearer"}
+    user = TokenUser(id=1, email="a@b.co", role="viewer", name="Ana")
+    response = LoginResponse(
+        access_token="t", refresh_token="r", expires_in=900, refresh_expires_in=60, user=user
+    )
+    assert msgspec.to_builtins(response) == {
+        "accessToken": "t",
+        "refreshToken": "r",
+        "expiresIn": 900,
+        "refreshExpiresIn": 60,
+        "tokenType": "bearer",
+        "user": {"id": 1, "email": "a@b.co", "role": "viewer", "name": "Ana"},
+    }
 
 
 def test_dataset_page_is_camel_case_throughout() -> None:
@@ -78,16 +88,16 @@ def test_dataset_page_is_camel_case_throughout() -> None:
     }
 
 
-def test_error_body_is_camel_case_and_omits_empty_fields() -> None:
-    assert msgspec.to_builtins(ErrorResponse(status_code=404, detail="gone")) == {
-        "statusCode": 404,
-        "detail": "gone",
+def test_error_body_has_one_shape_in_camel_case() -> None:
+    body = ErrorBody(code="not_found", message="gone", request_id="abc")
+    assert msgspec.to_builtins(ErrorResponse(error=body)) == {
+        "error": {"code": "not_found", "message": "gone", "details": None, "requestId": "abc"}
     }
 
 
-def test_health_omits_redis_when_not_configured() -> None:
-    ok = CheckResult("ok", "fine")
-    wire = msgspec.to_builtins(
-        HealthResponse(status="ok", checks=HealthChecks(metadata_store=ok, warehouse=ok))
-    )
-    assert set(wire["checks"]) == {"metadataStore", "warehouse"}
+def test_warehouse_check_omits_unknown_times() -> None:
+    assert msgspec.to_builtins(WarehouseCheck("missing", "no file")) == {
+        "status": "missing",
+        "detail": "no file",
+    }
+    assert msgspec.to_builtins(CheckResult("ok", "fine")) == {"status": "ok", "detail": "fine"}

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from api.auth.services import verify_password
 from api.errors import Conflict, InvalidInput
 from api.users.models import Role, User
-from api.users.services import create_user, ensure_admin
+from api.users.services import create_user_with_password as create_user
+from api.users.services import ensure_admin
 from headwater.db import session_scope
 from headwater.settings import Settings
 

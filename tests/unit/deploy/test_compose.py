@@ -32,6 +32,37 @@ def test_production_shape_services(compose: dict) -> None:  # type: ignore[type-
     assert services["api"]["environment"]["HEADWATER_API_HOST"] == "0.0.0.0"  # noqa: S104
 
 
+def _host_ip(port: str | int | dict) -> str:  # type: ignore[type-arg]
+    """The host address a `ports:` entry binds; "" is every interface."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", ""))
+    parts = str(port).rsplit(":", 2)  # [HOST_IP:][HOST_PORT:]CONTAINER_PORT
+    return parts[0].strip("[]") if len(parts) == 3 else ""
+
+
+def test_dagster_ui_is_published_on_this_host_only(compose: dict) -> None:  # type: ignore[type-arg]
+    """The Dagster UI has no login: reachable from the network only through a proxy."""
+    webserver = compose["services"]["dagster-webserver"]
+    assert webserver["ports"] == ["127.0.0.1:3000:3000"]
+
+
+def test_only_the_api_is_published_beyond_this_host(compose: dict) -> None:  # type: ignore[type-arg]
+    for name, service in compose["services"].items():
+        for port in service.get("ports") or []:
+            if name != "api":
+                assert _host_ip(port) in {"127.0.0.1", "::1"}, f"{name} publishes {port}"
+
+
+def test_headwater_containers_have_no_privileges(compose: dict) -> None:  # type: ignore[type-arg]
+    built = {name: s for name, s in compose["services"].items() if "build" in s}
+    assert {"api", "migrate", "dagster-webserver", "dagster-daemon", "dagster-code"} <= set(built)
+    for name, service in built.items():
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert str(service.get("user", "10001")).partition(":")[0] not in {"0", "root"}, name
+        assert not service.get("privileged"), name
+
+
 def test_every_headwater_variable_is_a_setting(compose: dict) -> None:  # type: ignore[type-arg]
     fields = {f"HEADWATER_{name.upper()}" for name in Settings.model_fields}
     for service in compose["services"].values():

@@ -1,0 +1,83 @@
+"""``/api/audit-log``: every change, newest first (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.params import Parameter
+from sqlalchemy.orm import Session
+
+from api.audit import services
+from api.audit.models import AuditEntry
+from api.audit.schemas import AuditEntryOut
+from api.auth.guards import requires_admin
+from api.db import Database
+from api.openapi import error_responses
+from api.schemas import MAX_ID, Page
+from api.users.services import aware
+
+MAX_PAGE_SIZE = 500
+
+
+def entry_out(entry: AuditEntry) -> AuditEntryOut:
+    return AuditEntryOut(
+        id=entry.id,
+        at=aware(entry.at) or entry.at,
+        actor_id=entry.actor_id,
+        actor_email=entry.actor_email,
+        action=entry.action,
+        object_type=entry.object_type,
+        object_id=entry.object_id,
+        client_address=entry.client_address,
+        request_id=entry.request_id,
+        before=entry.before,
+        after=entry.after,
+    )
+
+
+class AuditController(Controller):
+    path = "/api/audit-log"
+    tags = ("audit",)
+
+    @get(
+        "/",
+        operation_id="listAuditLog",
+        summary="The audit log",
+        guards=[requires_admin],
+        responses=error_responses(400, 401, 403),
+    )
+    async def list_entries(
+        self,
+        database: Database,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_ID, description="Matches to skip.")] = 0,
+        actor_id: Annotated[
+            int | None, Parameter(query="actorId", ge=1, le=MAX_ID, description="Who.")
+        ] = None,
+        action: Annotated[str | None, Parameter(max_length=64, description="Exact action.")] = None,
+        object_type: Annotated[
+            str | None, Parameter(query="objectType", max_length=64, description="user, session…")
+        ] = None,
+        object_id: Annotated[
+            str | None, Parameter(query="objectId", max_length=64, description="Object id.")
+        ] = None,
+        since: Annotated[datetime | None, Parameter(description="From this time on.")] = None,
+        until: Annotated[datetime | None, Parameter(description="Before this time.")] = None,
+    ) -> Page[AuditEntryOut]:
+        def page(session: Session) -> Page[AuditEntryOut]:
+            entries, total = services.list_entries(
+                session,
+                limit=limit,
+                offset=offset,
+                actor_id=actor_id,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                since=since,
+                until=until,
+            )
+            return Page([entry_out(e) for e in entries], total=total, limit=limit, offset=offset)
+
+        return await database.run(page)
