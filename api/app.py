@@ -31,6 +31,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
 from api.http import add_response_headers
 from api.kv import KeyValueStore
+from api.limits import body_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
 from api.users.controllers import UsersController
 from headwater.settings import Settings, get_settings
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[
             metrics_middleware,
+            body_limits(settings.max_body_bytes),
             DefineMiddleware(
                 BearerAuthMiddleware,
                 exclude=PUBLIC_PATHS,

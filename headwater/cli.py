@@ -61,15 +61,58 @@ def _fail(message: str, hint: str | None = None) -> None:
         click.echo(f"  fix: {hint}", err=True)
 
 
+def _masked(text: str) -> str:
+    """``text`` with the password of any URL in it replaced by ``***``."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first meaningful line of an error's message, passwords masked."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    first = first.removeprefix("(psycopg2.OperationalError) ").removeprefix(
+        "(sqlite3.OperationalError) "
+    )
+    return _masked(first)[:300]
+
+
+def _explain(exc: Exception) -> tuple[str, str]:
+    """A message and a fix for an error no command expected."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, SQLAlchemyError):
+        return (
+            f"the metadata store did not answer: {_one_line(exc)}",
+            "check HEADWATER_DATABASE_URL and that the database server is running",
+        )
+    if isinstance(exc, PermissionError):
+        return (f"permission denied: {_one_line(exc)}", "check HEADWATER_HOME's owner and mode")
+    if isinstance(exc, OSError):
+        return (f"{_one_line(exc)}", "check the paths and addresses in your configuration")
+    return (
+        f"unexpected {type(exc).__name__}: {_one_line(exc)}",
+        "run again with HEADWATER_LOG_LEVEL=DEBUG for the full traceback, and report it",
+    )
+
+
 def handle_errors(func: F) -> F:
-    """Turn HeadwaterError into one line plus the fix, and a non-zero exit code."""
+    """Every failure is one line plus the fix, and a non-zero exit code; never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except HeadwaterError as exc:
-            _fail(exc.message, exc.hint)
+            _fail(_masked(exc.message), exc.hint)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("HEADWATER_LOG_LEVEL", "").upper() == "DEBUG":
+                raise
+            _fail(*_explain(exc))
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -308,23 +351,105 @@ def user() -> None:
 @click.option(
     "--role", type=click.Choice(["admin", "user", "viewer"]), default="user", show_default=True
 )
+@click.option("--name", default="", help="Display name.")
 @handle_errors
-def user_create(email: str, role: str) -> None:
+def user_create(email: str, role: str, name: str) -> None:
     """Create a user with a role (admin, user, viewer).
 
     The password is prompted for (never an argument, which `ps` would show), or
     read from HEADWATER_NEW_USER_PASSWORD for scripts.
     """
-    from api.users.services import create_user
+    from api.auth.passwords import hash_password
+    from api.users.services import create_user, validate_password
     from headwater.db import session_scope
 
     settings = _settings()
     password = os.environ.get("HEADWATER_NEW_USER_PASSWORD") or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
+    validate_password(password)
     with session_scope(settings.metadata_url) as session:
-        created = create_user(session, email, password, role)
+        created = create_user(
+            session, email, hash_password(password), role, name=name, actor=_cli_actor()
+        )
         click.echo(f"created {created.email} ({created.role})")
+
+
+def _cli_actor() -> Any:
+    """Who the audit log names for changes made with this command."""
+    import getpass
+
+    from api.audit.services import Actor
+
+    try:
+        operator = getpass.getuser()
+    except (KeyError, OSError):
+        operator = "unknown"
+    return Actor(user_id=None, email=f"cli:{operator}"[:320])
+
+
+@user.command("list")
+@click.option("--role", type=click.Choice(["admin", "user", "viewer"]), help="Only this role.")
+@click.option("--inactive", is_flag=True, help="Only deactivated users.")
+@handle_errors
+def user_list(role: str | None, inactive: bool) -> None:
+    """List users: id, email, role, state, last sign-in."""
+    from api.users.models import Role
+    from api.users.services import UserFilter, list_users
+    from headwater.db import session_scope
+
+    settings = _settings()
+    filters = UserFilter(role=Role(role) if role else None, active=False if inactive else None)
+    with session_scope(settings.metadata_url) as session:
+        users, total = list_users(session, limit=10_000, offset=0, filters=filters)
+        for found in users:
+            state = "active" if found.is_active else "inactive"
+            last = found.last_login_at.strftime("%Y-%m-%d %H:%M") if found.last_login_at else "-"
+            click.echo(f"{found.id:>5}  {found.email:<40} {found.role:<7} {state:<9} {last}")
+        click.echo(f"{total} user(s)", err=True)
+
+
+def _change_user(email: str, **changes: Any) -> None:
+    from api.errors import NotFound
+    from api.users.services import find_by_email, update_user
+    from headwater.db import session_scope
+
+    settings = _settings()
+    with session_scope(settings.metadata_url) as session:
+        found = find_by_email(session, email)
+        if found is None:
+            raise NotFound(f"no user with email {email!r}", hint="`headwater user list` shows them")
+        before = (found.role, found.is_active)
+        changed = update_user(session, found.id, _cli_actor(), **changes)
+        state = "active" if changed.is_active else "inactive"
+        after = (changed.role, changed.is_active)
+        revoked = " (existing tokens revoked)" if before != after else ""
+        click.echo(f"{changed.email}: {changed.role}, {state}{revoked}")
+
+
+@user.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(["admin", "user", "viewer"]))
+@handle_errors
+def user_set_role(email: str, role: str) -> None:
+    """Change a user's role; their existing tokens stop working at once."""
+    _change_user(email, role=role)
+
+
+@user.command("deactivate")
+@click.argument("email")
+@handle_errors
+def user_deactivate(email: str) -> None:
+    """Deactivate a user: they cannot sign in and their tokens stop working at once."""
+    _change_user(email, is_active=False)
+
+
+@user.command("reactivate")
+@click.argument("email")
+@handle_errors
+def user_reactivate(email: str) -> None:
+    """Let a deactivated user sign in again."""
+    _change_user(email, is_active=True)
 
 
 @main.command()

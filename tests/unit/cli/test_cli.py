@@ -106,6 +106,79 @@ def test_user_create_reads_the_password_from_the_environment_and_refuses_duplica
     assert "analyst-password-long" not in again.output
 
 
+def test_user_list_set_role_deactivate_and_the_last_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    monkeypatch.setenv("HEADWATER_ADMIN_PASSWORD", "admin-password-long-enough")
+    monkeypatch.setenv("HEADWATER_NEW_USER_PASSWORD", "analyst-password-long")
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", "--no-sample"]).exit_code == 0
+    assert (
+        runner.invoke(main, ["user", "create", "ana@example.com", "--role", "viewer"]).exit_code
+        == 0
+    )
+
+    listed = runner.invoke(main, ["user", "list"])
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split() for line in listed.output.splitlines() if "@" in line]
+    assert [(r[1], r[2], r[3]) for r in rows] == [
+        ("admin@headwater.local", "admin", "active"),
+        ("ana@example.com", "viewer", "active"),
+    ]
+
+    promoted = runner.invoke(main, ["user", "set-role", "ana@example.com", "admin"])
+    assert promoted.output.strip() == "ana@example.com: admin, active (existing tokens revoked)"
+    demoted = runner.invoke(main, ["user", "set-role", "admin@headwater.local", "viewer"])
+    assert demoted.exit_code == 0, demoted.output
+    last = runner.invoke(main, ["user", "deactivate", "ana@example.com"])
+    assert last.exit_code == 1
+    assert last.output.splitlines() == [
+        "error: This is the last active admin: it cannot be demoted or deactivated",
+        "  fix: make another user admin first",
+    ]
+    assert runner.invoke(main, ["user", "deactivate", "admin@headwater.local"]).exit_code == 0
+    inactive = runner.invoke(main, ["user", "list", "--inactive"])
+    assert [line.split()[1] for line in inactive.output.splitlines() if "@" in line] == [
+        "admin@headwater.local"
+    ]
+    unknown = runner.invoke(main, ["user", "reactivate", "nobody@example.com"])
+    assert unknown.exit_code == 1
+    assert unknown.output.startswith("error: no user with email 'nobody@example.com'")
+
+
+def test_unreachable_metadata_store_is_one_line_plus_the_fix_without_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_HOME", str(tmp_path))
+    monkeypatch.setenv("HEADWATER_DATABASE_URL", "postgresql://hw:db-secret-pw@127.0.0.1:1/x")
+    result = CliRunner().invoke(main, ["init", "--no-sample"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) == 2, result.output
+    assert lines[0].startswith("error: the metadata store did not answer: ")
+    assert lines[1] == "  fix: check HEADWATER_DATABASE_URL and that the database server is running"
+    assert "db-secret-pw" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_home_and_its_secrets_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HEADWATER_HOME", str(home))
+    monkeypatch.setenv("HEADWATER_ADMIN_PASSWORD", "admin-password-long-enough")
+    monkeypatch.delenv("HEADWATER_SECRET_KEY", raising=False)
+    assert CliRunner().invoke(main, ["init", "--no-sample"]).exit_code == 0
+    get_settings().jwt_secret()
+    assert home.stat().st_mode & 0o777 == 0o700
+    for name in ("headwater.db", "secret_key"):
+        assert (home / name).stat().st_mode & 0o077 == 0, name
+    home.chmod(0o755)
+    (home / "headwater.db").chmod(0o644)
+    assert CliRunner().invoke(main, ["init", "--no-sample"]).exit_code == 0
+    assert home.stat().st_mode & 0o777 == 0o700
+    assert (home / "headwater.db").stat().st_mode & 0o077 == 0
+
+
 def test_ingest_check_tests_each_source_without_loading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
