@@ -18,6 +18,8 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from api.requests import request_id
 from api.schemas import ErrorBody, ErrorResponse
@@ -28,6 +30,7 @@ from ingest.errors import SourceNotFound, SpecError
 logger = logging.getLogger("headwater.api")
 
 GENERIC_SERVER_ERROR = "Internal server error"
+STORE_RETRY_AFTER_SECONDS = 5
 
 
 class InvalidInput(HeadwaterError):
@@ -182,6 +185,26 @@ def handle_http_exception(
     )
 
 
+def handle_store_unavailable(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[ErrorResponse]:
+    """The metadata store refused the connection or is not migrated: a 503, details logged."""
+    logger.error(
+        "metadata store unavailable on %s %s (request %s): %s",
+        request.method,
+        request.scope.get("path", "?"),
+        request_id_of(request),
+        str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+    )
+    return error_response(
+        request,
+        503,
+        "The metadata store is unavailable; try again shortly",
+        details={"hint": "an operator can check it with GET /health/ready"},
+        headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def handle_unexpected_error(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ErrorResponse]:
@@ -192,5 +215,7 @@ def handle_unexpected_error(
 EXCEPTION_HANDLERS = {
     HeadwaterError: handle_headwater_error,
     HTTPException: handle_http_exception,
+    OperationalError: handle_store_unavailable,
+    SQLAlchemyTimeoutError: handle_store_unavailable,
     Exception: handle_unexpected_error,
 }

@@ -9,15 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 from api.audit.services import Actor
 from api.auth.schemas import CurrentUser
 from api.auth.services import Client
 from api.requests import request_id
-
-REQUEST_ID_HEADER = "x-request-id"
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -33,18 +30,22 @@ SECURITY_HEADERS = {
 }
 
 
+_FIXED_HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 async def add_response_headers(message: Message, scope: Scope) -> None:
     """``before_send`` hook: request id, security headers, no caching of API answers."""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    headers[REQUEST_ID_HEADER] = request_id(scope)
-    for name, value in SECURITY_HEADERS.items():
-        headers[name] = value
+    headers = list(message.get("headers") or ())
+    headers.append((b"x-request-id", request_id(scope).encode()))
+    headers.extend(_FIXED_HEADERS)
     path: str = scope.get("path", "")
-    if path.startswith("/api/") and "cache-control" not in headers:
+    if path.startswith("/api/") and not any(name == b"cache-control" for name, _ in headers):
         # Answers carry tokens or private data: neither browsers nor proxies keep them.
-        headers["cache-control"] = "no-store"
+        headers.append(_NO_STORE)
+    message["headers"] = headers
 
 
 def client_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Client:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response
 from litestar.enums import ScopeType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from api.errors import AuthenticationFailed
+from api.routing import get
 from headwater.db import get_engine
 
 REQUESTS = Counter(
@@ -87,6 +88,19 @@ POOL = PoolCollector()
 REGISTRY.register(POOL)
 
 
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The latency and count series of one (method, route, status), looked up once."""
+    key = (method, route, status)
+    series = _children.get(key)
+    if series is None:
+        series = (LATENCY.labels(method, route), REQUESTS.labels(method, route, str(status)))
+        _children[key] = series
+    return series
+
+
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Count and time each HTTP request under its route template."""
 
@@ -106,10 +120,9 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("path_template") or "unmatched"
-            method = scope["method"]
-            LATENCY.labels(method, route).observe(time.perf_counter() - started)
-            REQUESTS.labels(method, route, str(status)).inc()
+            latency, count = _series(scope["method"], scope.get("path_template", "?"), status)
+            latency.observe(time.perf_counter() - started)
+            count.inc()
 
     return middleware
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from litestar.types import Scope
 
@@ -21,6 +21,6 @@ def request_id(scope: Scope) -> str:
                 if _GOOD_REQUEST_ID.fullmatch(candidate):
                     value = candidate
                 break
-        value = value or uuid.uuid4().hex
+        value = value or os.urandom(16).hex()
         state["request_id"] = value
     return str(value)

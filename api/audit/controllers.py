@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller
 from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,7 @@ from api.audit.schemas import AuditEntryOut
 from api.auth.guards import requires_admin
 from api.db import Database
 from api.openapi import error_responses
+from api.routing import get
 from api.schemas import MAX_ID, Page
 from api.users.services import aware
 

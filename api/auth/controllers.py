@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, Request
 
 from api.auth.guards import current_user, public, requires_reader
 from api.auth.schemas import LoginRequest, LoginResponse, RefreshRequest
 from api.auth.services import AuthService
 from api.http import client_of
 from api.openapi import error_responses
+from api.routing import post
 
 
 class AuthController(Controller):

@@ -1,4 +1,7 @@
-"""Guards: plain ``(connection, handler) -> None`` functions that raise.
+"""Guards: plain ``async (connection, handler) -> None`` functions that raise.
+
+Async because Litestar runs a synchronous guard in a worker thread, which would
+cost a thread hop on every request; they never await anything.
 
 Every route under ``/api`` declares exactly one of these (a test walks the route
 table): :func:`public` for the few routes anyone may call, or a role guard.
@@ -7,7 +10,7 @@ Ownership is a service rule, not a guard: another user's object answers 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -17,7 +20,7 @@ from api.auth.schemas import CurrentUser
 from api.errors import AuthenticationFailed, PermissionDenied
 from api.users.models import Role
 
-GuardFn = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+GuardFn = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUser:
@@ -32,7 +35,7 @@ def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> CurrentUser:
     return user
 
 
-def public(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def public(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Anyone, signed in or not (login, refresh, health). Declared so that it is deliberate."""
 
 
@@ -40,7 +43,7 @@ def requires_role(*roles: Role) -> GuardFn:
     """A guard admitting only signed-in users whose role is one of ``roles``."""
     allowed = frozenset(role.value for role in roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if current_user(connection).role not in allowed:
             raise PermissionDenied("Your role does not allow this action")
 

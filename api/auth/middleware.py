@@ -40,7 +40,8 @@ STATE_QUERY = (
 SQLITE_BUSY_MS = 200
 
 
-def _when(value: Any) -> datetime | None:
+def when(value: object) -> datetime | None:
+    """A timestamp read from the store (SQLite gives text without a zone: it is UTC)."""
     if value is None:
         return None
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -108,7 +109,7 @@ class Authenticator:
             raise AuthenticationFailed(INVALID_TOKEN)
         email, name, role, active, version, created, last_login, revoked, expires = row
         moment = now or datetime.now(UTC)
-        session_expires = _when(expires)
+        session_expires = when(expires)
         if (
             not active
             or version != claims.version
@@ -123,8 +124,8 @@ class Authenticator:
             name=name,
             role=role,
             session_id=claims.session_id,
-            created_at=_when(created),
-            last_login_at=_when(last_login),
+            created_at=created,
+            last_login_at=last_login,
         )
 
     def close(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -47,5 +46,6 @@ class CurrentUser(msgspec.Struct, frozen=True):
     name: str
     role: str
     session_id: str
-    created_at: datetime | None = None
-    last_login_at: datetime | None = None
+    created_at: object = None
+    """As the store returned it (a datetime, or SQLite's text): parsed only when shown."""
+    last_login_at: object = None

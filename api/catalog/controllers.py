@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response
 from litestar.params import Parameter
 
 from api.auth.guards import requires_reader
@@ -13,6 +13,7 @@ from api.catalog import services
 from api.catalog.schemas import DatasetOut
 from api.db import Database
 from api.openapi import error_responses
+from api.routing import get
 from api.schemas import MAX_ID, Page
 from catalog.refresh import CACHE_NAMESPACE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.auth.guards import public
@@ -13,6 +13,7 @@ from api.db import Database
 from api.health.schemas import CheckResult, LivenessResponse, ReadinessChecks, ReadinessResponse
 from api.health.services import check_metadata_store, check_warehouse
 from api.kv import KeyValueStore
+from api.routing import get
 from headwater.settings import Settings
 
 PROBE_TIMEOUT_SECONDS = 5

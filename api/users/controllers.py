@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request
 from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
 from api.audit.services import record
 from api.auth.guards import current_user, requires_admin, requires_reader
+from api.auth.middleware import when
 from api.auth.passwords import HashingPool, hash_password, verify_password
 from api.db import Database
 from api.errors import AuthenticationFailed, InvalidInput
 from api.http import actor_of
 from api.openapi import error_responses
+from api.routing import get, patch, post
 from api.schemas import MAX_ID, Page
 from api.users import services
 from api.users.models import Role, User
@@ -64,8 +66,8 @@ class UsersController(Controller):
             name=user.name,
             role=user.role,  # type: ignore[arg-type]
             is_active=True,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
+            created_at=when(user.created_at),
+            last_login_at=when(user.last_login_at),
         )
 
     @patch(

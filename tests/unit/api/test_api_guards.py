@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from typing import Any, cast
 
 import pytest
@@ -23,6 +25,10 @@ pytestmark = pytest.mark.unit
 HANDLER = cast(BaseRouteHandler, None)
 
 
+def run(guard_call: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(guard_call)
+
+
 class _Connection:
     def __init__(self, user: CurrentUser | None) -> None:
         self.scope: dict[str, Any] = {"type": "http"}
@@ -40,35 +46,35 @@ def _conn(role: str | None) -> ASGIConnection[Any, Any, Any, Any]:
 
 
 def test_admin_guard_admits_only_admins() -> None:
-    requires_admin(_conn("admin"), HANDLER)
+    run(requires_admin(_conn("admin"), HANDLER))
     for role in ("user", "viewer"):
         with pytest.raises(PermissionDenied):
-            requires_admin(_conn(role), HANDLER)
+            run(requires_admin(_conn(role), HANDLER))
 
 
 def test_writer_guard_refuses_viewers() -> None:
-    requires_writer(_conn("admin"), HANDLER)
-    requires_writer(_conn("user"), HANDLER)
+    run(requires_writer(_conn("admin"), HANDLER))
+    run(requires_writer(_conn("user"), HANDLER))
     with pytest.raises(PermissionDenied):
-        requires_writer(_conn("viewer"), HANDLER)
+        run(requires_writer(_conn("viewer"), HANDLER))
 
 
 def test_guards_refuse_anonymous_connections() -> None:
     with pytest.raises(AuthenticationFailed):
-        requires_role(Role.VIEWER)(_conn(None), HANDLER)
+        run(requires_role(Role.VIEWER)(_conn(None), HANDLER))
     with pytest.raises(AuthenticationFailed):
         current_user(_conn(None))
 
 
 def test_reader_guard_admits_every_role_but_not_anonymous() -> None:
     for role in ("admin", "user", "viewer"):
-        requires_reader(_conn(role), HANDLER)
+        run(requires_reader(_conn(role), HANDLER))
     with pytest.raises(AuthenticationFailed):
-        requires_reader(_conn(None), HANDLER)
+        run(requires_reader(_conn(None), HANDLER))
     with pytest.raises(PermissionDenied):
-        requires_reader(_conn("superuser"), HANDLER)
+        run(requires_reader(_conn("superuser"), HANDLER))
 
 
 def test_public_guard_admits_anyone() -> None:
-    public(_conn(None), HANDLER)
-    public(_conn("viewer"), HANDLER)
+    run(public(_conn(None), HANDLER))
+    run(public(_conn("viewer"), HANDLER))
