@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
@@ -62,6 +62,13 @@ def record(
     )
 
 
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a time without an offset is taken as UTC already)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def list_entries(
     session: Session,
     *,
@@ -84,10 +91,11 @@ def list_entries(
         conditions.append(AuditEntry.object_type == object_type)
     if object_id:
         conditions.append(AuditEntry.object_id == object_id)
+    # Compared in UTC, as stored: SQLite would otherwise drop the offset and compare clocks.
     if since is not None:
-        conditions.append(AuditEntry.at >= since)
+        conditions.append(AuditEntry.at >= _utc(since))
     if until is not None:
-        conditions.append(AuditEntry.at < until)
+        conditions.append(AuditEntry.at < _utc(until))
     total = session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
     rows = session.scalars(
         select(AuditEntry)

@@ -169,6 +169,32 @@ class AuthService:
         await self.kv.reset(account_key)
         return response
 
+    async def confirm_password(self, user_id: int, email: str, password: str) -> str:
+        """Check a signed-in user's current password (before changing it); its hash.
+
+        Failures count against the account like failed logins, so a stolen access
+        token cannot be used to guess the password.
+
+        Raises:
+            TooManyRequests: the account is throttled.
+            AuthenticationFailed: the password is wrong.
+        """
+        account_key = f"login:account:{normalize_email(email)}"
+        failures, left = await self.kv.peek(account_key)
+        if failures >= self.settings.login_failures_per_account:
+            raise TooManyRequests(THROTTLED, retry_after=int(left) + 1)
+
+        def current_hash(session: Session) -> str:
+            user = session.get(User, user_id)
+            return user.password_hash if user is not None else dummy_hash()
+
+        password_hash = await self.database.run(current_hash)
+        if not await self.hashing.run(verify_password, password, password_hash):
+            LOGIN_FAILURES.inc()
+            await self.kv.hit(account_key, self.settings.login_window_seconds)
+            raise AuthenticationFailed("The current password is wrong")
+        return password_hash
+
     async def refresh(self, refresh_token: str, client: Client) -> LoginResponse:
         """A new token pair for a valid refresh token, which is used up.
 

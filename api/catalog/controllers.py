@@ -23,11 +23,11 @@ MAX_PAGE_SIZE = 500
 class CatalogController(Controller):
     path = "/api/catalog"
     tags = ("catalog",)
-    guards = [requires_reader]  # noqa: RUF012 - Litestar's declared attribute
 
     @get(
         "/datasets",
         operation_id="listDatasets",
+        guards=[requires_reader],
         summary="List datasets",
         description="Cached; the `X-Cache` header says whether this answer came from the cache.",
         responses=error_responses(400, 401),
@@ -59,6 +59,7 @@ class CatalogController(Controller):
     @get(
         "/datasets/{dataset_id:int}",
         operation_id="getDataset",
+        guards=[requires_reader],
         summary="Get one dataset",
         responses=error_responses(400, 401, 404, s404="No dataset with this id"),
     )

@@ -23,11 +23,11 @@ RETRY_AFTER_SECONDS = 5
 class HealthController(Controller):
     path = "/health"
     tags = ("health",)
-    guards = [public]  # noqa: RUF012 - Litestar's declared attribute
 
     @get(
         "/",
         operation_id="getHealth",
+        guards=[public],
         summary="Liveness",
         description="Answers at once and touches no dependency. `degraded` when the API knows "
         "Redis is down: it keeps serving, uncached and with limits kept in process.",
@@ -42,6 +42,7 @@ class HealthController(Controller):
     @get(
         "/ready",
         operation_id="getReadiness",
+        guards=[public],
         summary="Readiness: metadata store, warehouse, Redis",
         description="200 when the API can serve (the metadata store answers); `degraded` when "
         "the warehouse or Redis is not ok. 503 when the metadata store is not usable. The "

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from api.audit.services import record
 from api.auth.guards import current_user, requires_admin, requires_reader
 from api.auth.middleware import when
-from api.auth.passwords import HashingPool, hash_password, verify_password
+from api.auth.passwords import HashingPool, hash_password
+from api.auth.services import AuthService
 from api.db import Database
-from api.errors import AuthenticationFailed, InvalidInput
+from api.errors import InvalidInput
 from api.http import actor_of
 from api.openapi import error_responses
 from api.routing import get, patch, post
@@ -85,6 +86,7 @@ class UsersController(Controller):
         data: UpdateMeRequest,
         database: Database,
         hashing: HashingPool,
+        auth_service: AuthService,
     ) -> UserOut:
         me = current_user(request)
         actor = actor_of(request)
@@ -94,9 +96,9 @@ class UsersController(Controller):
             if data.current_password is None:
                 raise InvalidInput("Changing the password needs currentPassword")
             services.validate_password(data.password)
-            checked_hash = await database.run(lambda s: services.get_user(s, me.id).password_hash)
-            if not await hashing.run(verify_password, data.current_password, checked_hash):
-                raise AuthenticationFailed("The current password is wrong")
+            checked_hash = await auth_service.confirm_password(
+                me.id, me.email, data.current_password
+            )
             new_hash = await hashing.run(hash_password, data.password)
         elif data.current_password is not None:
             raise InvalidInput("currentPassword is only needed to change the password")
@@ -109,7 +111,9 @@ class UsersController(Controller):
                 after = services.snapshot(user)
                 record(session, actor, "user.update", "user", user.id, before=before, after=after)
             if new_hash is not None:
-                services.set_password(session, user.id, new_hash, actor, expected_hash=checked_hash)
+                services.set_password(
+                    session, user.id, new_hash, actor, expected_hash=checked_hash, reset=False
+                )
             return user_out(user)
 
         return await database.run(apply)

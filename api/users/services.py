@@ -258,8 +258,12 @@ def set_password(
     actor: Actor,
     *,
     expected_hash: str | None = None,
+    reset: bool = True,
 ) -> User:
     """Replace a user's password; every existing token of the user stops working.
+
+    ``reset``: an admin set it (``user.reset_password``); False when the user changed
+    their own after giving the current one (``user.change_password``).
 
     ``expected_hash``: the hash the caller verified the old password against; if
     it changed meanwhile, the change is refused rather than applied blindly.
@@ -273,7 +277,7 @@ def set_password(
         raise Conflict("The password was changed meanwhile; sign in again")
     user.password_hash = password_hash
     _end_tokens(session, user, "password changed")
-    action = "user.change_password" if actor.user_id == user.id else "user.reset_password"
+    action = "user.reset_password" if reset else "user.change_password"
     record(session, actor, action, "user", user.id, after={"password": "changed"})
     return user
 
