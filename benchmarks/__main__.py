@@ -2,6 +2,7 @@
 
     make bench                      # scale 5 (5,000 customers, 25,000 orders)
     uv run python -m benchmarks --scale 20 --repeat 3
+    uv run python -m benchmarks --no-api        # skip the API benchmark (benchmarks/api.py)
 
 Each figure is the best of ``--repeat`` runs, each on a fresh warehouse, ours
 and the baseline alternating so that neither enjoys a warmer cache.
@@ -104,6 +105,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best counts")
     parser.add_argument(
         "--up", action="store_true", help="also time `make up` on a fresh clone of this repository"
+    )
+    parser.add_argument(
+        "--api",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also load the REST API at 32 connections beside bare Litestar (benchmarks/api.py)",
     )
     args = parser.parse_args()
 
@@ -213,6 +220,10 @@ def main() -> None:
     console.print(
         "targets: whole pipeline ratio ≤ 1.3 (ours vs bare tools); definitions load < 5 s"
     )
+    if args.api:
+        from benchmarks.api import run_api_benchmark
+
+        run_api_benchmark(console, repeat=args.repeat)
 
 
 if __name__ == "__main__":

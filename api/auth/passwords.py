@@ -76,16 +76,19 @@ class HashingPool:
         busy = ServiceUnavailable(
             "Too many sign-ins at once; try again in a moment", retry_after=RETRY_AFTER_SECONDS
         )
-        if self._waiting >= self._max_waiting:
-            raise busy
-        self._waiting += 1
         try:
-            with anyio.fail_after(MAX_WAIT_SECONDS):
-                await self._limiter.acquire()
-        except TimeoutError:
-            raise busy from None
-        finally:
-            self._waiting -= 1
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            if self._waiting >= self._max_waiting:
+                raise busy from None
+            self._waiting += 1
+            try:
+                with anyio.fail_after(MAX_WAIT_SECONDS):
+                    await self._limiter.acquire()
+            except TimeoutError:
+                raise busy from None
+            finally:
+                self._waiting -= 1
         try:
             return await to_thread.run_sync(func, *args)
         finally:
