@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
-from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response
@@ -16,9 +15,22 @@ T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
 
 
+_counters: dict[tuple[str, str], Any] = {}
+
+
+def _counter(namespace: str, result: str) -> Any:
+    key = (namespace, result)
+    counter = _counters.get(key)
+    if counter is None:
+        counter = _counters[key] = CACHE_REQUESTS.labels(namespace, result)
+    return counter
+
+
 def cache_key(request: Request[Any, Any, Any]) -> str:
-    """Path plus the query parameters in a canonical order (``?b=1&a=2`` = ``?a=2&b=1``)."""
-    return f"{request.url.path}?{urlencode(sorted(request.query_params.multi_items()))}"
+    """Path plus the raw query parameters in a canonical order (``?b=1&a=2`` = ``?a=2&b=1``)."""
+    query: bytes = request.scope.get("query_string", b"")
+    parts = sorted(part for part in query.split(b"&") if part)
+    return f"{request.scope['path']}?{b'&'.join(parts).decode('latin-1')}"
 
 
 async def cached_json(
@@ -35,10 +47,10 @@ async def cached_json(
     key = cache_key(request)
     body = await kv.cache_get(namespace, key) if ttl else None
     if body is not None:
-        CACHE_REQUESTS.labels(namespace, "hit").inc()
+        _counter(namespace, "hit").inc()
         state = "hit"
     else:
-        CACHE_REQUESTS.labels(namespace, "miss").inc()
+        _counter(namespace, "miss").inc()
         body = _encoder.encode(await produce())
         state = "miss"
         if ttl:

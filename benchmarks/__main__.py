@@ -222,8 +222,10 @@ def main() -> None:
     )
     if args.api:
         from benchmarks.api import run_api_benchmark
+        from benchmarks.tokens import run_token_benchmark
 
         run_api_benchmark(console, repeat=args.repeat)
+        run_token_benchmark(console)
 
 
 if __name__ == "__main__":

@@ -176,3 +176,20 @@ def test_unknown_dataset_is_a_404(client: Client, viewer_headers: Headers) -> No
 def test_get_one_requires_a_token(client: Client, dataset_ids: dict[str, int]) -> None:
     response = client.get(f"/api/catalog/datasets/{dataset_ids['raw_shop.orders']}")
     assert response.status_code == 401
+
+
+def test_list_answers_are_cached_whatever_the_parameter_order(
+    client: Client, viewer_headers: Headers
+) -> None:
+    first = client.get(
+        "/api/catalog/datasets", headers=viewer_headers, params={"limit": 2, "offset": 1}
+    )
+    again = client.get("/api/catalog/datasets?offset=1&limit=2", headers=viewer_headers)
+    other = client.get(
+        "/api/catalog/datasets", headers=viewer_headers, params={"limit": 3, "offset": 1}
+    )
+    assert first.headers["x-cache"] == "miss"
+    assert again.headers["x-cache"] == "hit"
+    assert again.json() == first.json()
+    assert other.headers["x-cache"] == "miss"
+    assert len(other.json()["items"]) == 3
