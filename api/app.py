@@ -24,14 +24,15 @@ from api.auth.controllers import AuthController
 from api.auth.middleware import Authenticator, BearerAuthMiddleware
 from api.auth.passwords import HashingPool
 from api.auth.services import AuthService
+from api.bodies import strict_body
 from api.catalog.controllers import CatalogController
 from api.db import Database
-from api.docs import OPENAPI_PATH, assets_router, openapi_config
+from api.docs import OPENAPI_PATH, assets_router, openapi_config, tighten_schema
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
-from api.http import add_response_headers
+from api.http import add_response_headers, allowed_methods
 from api.kv import KeyValueStore
-from api.limits import body_limits
+from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
 from api.users.controllers import UsersController
 from headwater.settings import Settings, get_settings
@@ -75,7 +76,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.cors_origins
         else None
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             MetricsController,
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         middleware=[
             metrics_middleware,
-            body_limits(settings.max_body_bytes),
+            request_limits(settings.max_body_bytes),
             DefineMiddleware(
                 BearerAuthMiddleware,
                 exclude=PUBLIC_PATHS,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         before_send=[add_response_headers],
+        before_request=strict_body,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[start],
         on_shutdown=[stop],
@@ -116,3 +118,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    app.state.allowed_methods = allowed_methods(app)
+    tighten_schema(app)
+    return app

@@ -96,6 +96,7 @@ CODE_BY_STATUS = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
     429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
@@ -166,6 +167,29 @@ def handle_headwater_error(
     return error_response(request, status, exc.message, details=details, headers=headers or None)
 
 
+def _wire_name(request: Request[Any, Any, Any], name: str) -> str:
+    """The name a client used for a handler argument (``actorId`` for ``actor_id``)."""
+    handler = request.scope.get("route_handler")
+    parameters = getattr(getattr(handler, "parsed_fn_signature", None), "parameters", {})
+    definition = getattr(parameters.get(name), "kwarg_definition", None)
+    for attribute in ("query", "header", "cookie"):
+        alias = getattr(definition, attribute, None)
+        if isinstance(alias, str):
+            return alias
+    return name
+
+
+def _field_errors(request: Request[Any, Any, Any], extra: Any) -> Any:
+    if not isinstance(extra, list):
+        return extra or None
+    errors = []
+    for item in extra:
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            item = {**item, "key": _wire_name(request, item["key"])}
+        errors.append(item)
+    return errors
+
+
 def handle_http_exception(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[ErrorResponse]:
@@ -181,7 +205,11 @@ def handle_http_exception(
     if exc.status_code == 400 and message.startswith("Validation failed for"):
         message = "Request validation failed"
     return error_response(
-        request, exc.status_code, message, details=exc.extra or None, headers=headers or None
+        request,
+        exc.status_code,
+        message,
+        details=_field_errors(request, exc.extra),
+        headers=headers or None,
     )
 
 

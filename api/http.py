@@ -34,6 +34,29 @@ _FIXED_HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HE
 _NO_STORE = (b"cache-control", b"no-store")
 
 
+def allowed_methods(app: Any) -> dict[str, bytes]:
+    """``Allow`` header value per route template, from the app's complete route table."""
+    table: dict[str, bytes] = {}
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        if methods:
+            value = ", ".join(sorted(methods)).encode()
+            table[route.path] = value
+            table[getattr(route, "path_format", route.path)] = value
+    return table
+
+
+def _with_allowed_methods(
+    headers: list[tuple[bytes, bytes]], scope: Scope
+) -> list[tuple[bytes, bytes]]:
+    """Litestar 2 answers OPTIONS with the methods of one handler only; list the route's."""
+    table = scope["app"].state.get("allowed_methods") or {}
+    allowed = table.get(scope.get("path_template", ""))
+    if allowed is None:
+        return headers
+    return [(k, v) for k, v in headers if k != b"allow"] + [(b"allow", allowed)]
+
+
 async def add_response_headers(message: Message, scope: Scope) -> None:
     """``before_send`` hook: request id, security headers, no caching of API answers."""
     if message["type"] != "http.response.start":
@@ -41,6 +64,8 @@ async def add_response_headers(message: Message, scope: Scope) -> None:
     headers = list(message.get("headers") or ())
     headers.append((b"x-request-id", request_id(scope).encode()))
     headers.extend(_FIXED_HEADERS)
+    if scope.get("method") == "OPTIONS":
+        headers = _with_allowed_methods(headers, scope)
     path: str = scope.get("path", "")
     if path.startswith("/api/") and not any(name == b"cache-control" for name, _ in headers):
         # Answers carry tokens or private data: neither browsers nor proxies keep them.

@@ -1,6 +1,7 @@
-"""Request limits enforced before any handler or parser sees the body.
+"""Request limits enforced before any handler or parser sees the request.
 
-Bodies larger than ``HEADWATER_MAX_BODY_BYTES`` answer 413; JSON nested deeper
+More than :data:`MAX_HEADERS` headers or more than :data:`MAX_HEADER_BYTES` of
+them answer 431. Bodies larger than ``HEADWATER_MAX_BODY_BYTES`` answer 413; JSON nested deeper
 than :data:`MAX_JSON_DEPTH` answers 400 (a deep document would otherwise
 exhaust the parser's recursion: a 500). Litestar enforces the size again when
 it reads the body; this middleware has to buffer it to measure the depth.
@@ -26,6 +27,8 @@ from api.requests import request_id
 from api.schemas import ErrorBody, ErrorResponse
 
 MAX_JSON_DEPTH = 32
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 32 * 1024
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
@@ -56,12 +59,21 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
     await send(end)
 
 
-def body_limits(max_bytes: int) -> Any:
-    """Middleware factory: size and JSON depth limits for requests that carry a body."""
+def request_limits(max_bytes: int) -> Any:
+    """Middleware factory: header limits on every request, size and depth limits on bodies."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def limited(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP or scope["method"] not in ("POST", "PUT", "PATCH"):
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            headers = list(scope["headers"])
+            if len(headers) > MAX_HEADERS or (
+                sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES
+            ):
+                await _refuse(scope, send, 431, "Request headers too many or too large")
+                return
+            if scope["method"] not in ("POST", "PUT", "PATCH"):
                 await app(scope, receive, send)
                 return
             chunks: list[bytes] = []

@@ -17,6 +17,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response
 from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
@@ -29,10 +30,13 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from api.errors import AuthenticationFailed
+from api.errors import AuthenticationFailed, status_for
 from api.routing import get
 from headwater.db import get_engine
+from headwater.errors import HeadwaterError
 
 REQUESTS = Counter(
     "headwater_http_requests_total",
@@ -119,12 +123,27 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
 
         try:
             await app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Raised past us (the auth middleware's 401): answered further out, with this status.
+            status = status_of(exc)
+            raise
         finally:
             latency, count = _series(scope["method"], scope.get("path_template", "?"), status)
             latency.observe(time.perf_counter() - started)
             count.inc()
 
     return middleware
+
+
+def status_of(exc: Exception) -> int:
+    """The status the exception handlers will answer ``exc`` with."""
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    if isinstance(exc, HeadwaterError):
+        return status_for(exc)
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return 503
+    return 500
 
 
 class MetricsController(Controller):

@@ -5,11 +5,27 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 import msgspec
+from litestar.params import Parameter
 
 T = TypeVar("T")
 
 MAX_ID = 2**63 - 1
 """Ids and offsets are 64-bit: anything larger is refused with a 400."""
+
+
+def bounded(description: str, *, minimum: int = 1, query: str | None = None) -> Any:
+    """A 64-bit id or offset parameter, its maximum documented exactly.
+
+    Litestar writes ``le=`` into the document as a float (2**63 - 1 becomes 2**63),
+    so the exact integer is given again for the document.
+    """
+    return Parameter(
+        ge=minimum,
+        le=MAX_ID,
+        query=query,
+        description=description,
+        schema_extra={"maximum": MAX_ID},
+    )
 
 
 class ErrorBody(msgspec.Struct, rename="camel"):

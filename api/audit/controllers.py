@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -14,12 +15,28 @@ from api.audit.models import AuditEntry
 from api.audit.schemas import AuditEntryOut
 from api.auth.guards import requires_admin
 from api.db import Database
+from api.errors import InvalidInput
 from api.openapi import error_responses
 from api.routing import get
-from api.schemas import MAX_ID, Page
+from api.schemas import Page, bounded
 from api.users.services import aware
 
 MAX_PAGE_SIZE = 500
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def rfc3339(name: str, value: str | None) -> datetime | None:
+    """``value`` as a time with its offset, or a 400 naming the parameter."""
+    if value is None:
+        return None
+    if _RFC3339.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value.upper())
+        except ValueError:
+            pass
+    raise InvalidInput(f"{name} is not a date-time", hint="RFC 3339, e.g. 2026-11-29T08:00:00Z")
 
 
 def entry_out(entry: AuditEntry) -> AuditEntryOut:
@@ -53,10 +70,8 @@ class AuditController(Controller):
         self,
         database: Database,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
-        offset: Annotated[int, Parameter(ge=0, le=MAX_ID, description="Matches to skip.")] = 0,
-        actor_id: Annotated[
-            int | None, Parameter(query="actorId", ge=1, le=MAX_ID, description="Who.")
-        ] = None,
+        offset: Annotated[int, bounded("Matches to skip.", minimum=0)] = 0,
+        actor_id: Annotated[int | None, bounded("Who.", query="actorId")] = None,
         action: Annotated[str | None, Parameter(max_length=64, description="Exact action.")] = None,
         object_type: Annotated[
             str | None, Parameter(query="objectType", max_length=64, description="user, session…")
@@ -64,9 +79,25 @@ class AuditController(Controller):
         object_id: Annotated[
             str | None, Parameter(query="objectId", max_length=64, description="Object id.")
         ] = None,
-        since: Annotated[datetime | None, Parameter(description="From this time on.")] = None,
-        until: Annotated[datetime | None, Parameter(description="Before this time.")] = None,
+        since: Annotated[
+            str | None,
+            Parameter(
+                max_length=40,
+                description="From this time on (RFC 3339).",
+                schema_extra={"format": "date-time"},
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            Parameter(
+                max_length=40,
+                description="Before this time (RFC 3339).",
+                schema_extra={"format": "date-time"},
+            ),
+        ] = None,
     ) -> Page[AuditEntryOut]:
+        since_at, until_at = rfc3339("since", since), rfc3339("until", until)
+
         def page(session: Session) -> Page[AuditEntryOut]:
             entries, total = services.list_entries(
                 session,
@@ -76,8 +107,8 @@ class AuditController(Controller):
                 action=action,
                 object_type=object_type,
                 object_id=object_id,
-                since=since,
-                until=until,
+                since=since_at,
+                until=until_at,
             )
             return Page([entry_out(e) for e in entries], total=total, limit=limit, offset=offset)
 

@@ -14,7 +14,7 @@ from api.catalog.schemas import DatasetOut
 from api.db import Database
 from api.openapi import error_responses
 from api.routing import get
-from api.schemas import MAX_ID, Page
+from api.schemas import Page, bounded
 from catalog.refresh import CACHE_NAMESPACE
 
 MAX_PAGE_SIZE = 500
@@ -37,7 +37,7 @@ class CatalogController(Controller):
         request: Request[Any, Any, Any],
         database: Database,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
-        offset: Annotated[int, Parameter(ge=0, le=MAX_ID, description="Matches to skip.")] = 0,
+        offset: Annotated[int, bounded("Matches to skip.", minimum=0)] = 0,
         search: Annotated[
             str | None,
             Parameter(
@@ -67,7 +67,7 @@ class CatalogController(Controller):
         self,
         request: Request[Any, Any, Any],
         database: Database,
-        dataset_id: Annotated[int, Parameter(ge=1, le=MAX_ID, description="Dataset id.")],
+        dataset_id: Annotated[int, bounded("Dataset id.")],
     ) -> Response[DatasetOut]:
         async def produce() -> DatasetOut:
             return await database.run(lambda s: services.get_dataset(s, dataset_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request
 from litestar.params import Parameter
 from sqlalchemy.orm import Session
@@ -18,7 +19,7 @@ from api.errors import InvalidInput
 from api.http import actor_of
 from api.openapi import error_responses
 from api.routing import get, patch, post
-from api.schemas import MAX_ID, Page
+from api.schemas import Page, bounded
 from api.users import services
 from api.users.models import Role, User
 from api.users.schemas import (
@@ -32,7 +33,7 @@ from api.users.schemas import (
 )
 
 MAX_PAGE_SIZE = 200
-UserId = Annotated[int, Parameter(ge=1, le=MAX_ID, description="User id.")]
+UserId = Annotated[int, bounded("User id.")]
 
 
 def user_out(user: User) -> UserOut:
@@ -92,16 +93,14 @@ class UsersController(Controller):
         actor = actor_of(request)
         new_hash: str | None = None
         checked_hash: str | None = None
-        if data.password is not None:
-            if data.current_password is None:
+        if not isinstance(data.password, msgspec.UnsetType):
+            if isinstance(data.current_password, msgspec.UnsetType):
                 raise InvalidInput("Changing the password needs currentPassword")
             services.validate_password(data.password)
             checked_hash = await auth_service.confirm_password(
                 me.id, me.email, data.current_password
             )
             new_hash = await hashing.run(hash_password, data.password)
-        elif data.current_password is not None:
-            raise InvalidInput("currentPassword is only needed to change the password")
 
         def apply(session: Session) -> UserOut:
             user = services.get_user(session, me.id)
@@ -129,7 +128,7 @@ class UsersController(Controller):
         self,
         database: Database,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
-        offset: Annotated[int, Parameter(ge=0, le=MAX_ID, description="Matches to skip.")] = 0,
+        offset: Annotated[int, bounded("Matches to skip.", minimum=0)] = 0,
         role: Annotated[Role | None, Parameter(description="Only this role.")] = None,
         active: Annotated[bool | None, Parameter(description="Only (in)active users.")] = None,
         search: Annotated[

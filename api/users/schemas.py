@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
 RoleName = Literal["admin", "user", "viewer"]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
+EMAIL_PATTERN = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
+"""An address, blanks around it allowed (they are trimmed)."""
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
 Password = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
 Name = Annotated[str, msgspec.Meta(max_length=200)]
 
@@ -49,8 +51,13 @@ class UpdateMeRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True
     token you hold, this one included."""
 
     name: Name | None = None
-    password: Password | None = None
-    current_password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None
+    password: Password | msgspec.UnsetType = msgspec.UNSET
+    current_password: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    """Required with ``password``; ignored without it."""
+
+    dependent_required: ClassVar[dict[str, list[str]]] = {"password": ["currentPassword"]}
 
 
 class ResetPasswordRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

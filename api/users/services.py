@@ -23,6 +23,7 @@ from api.auth.models import AuthSession
 from api.auth.passwords import hash_password
 from api.errors import Conflict, InvalidInput, NotFound
 from api.users.models import Role, User
+from api.users.schemas import EMAIL_PATTERN
 from headwater.db import session_scope, utcnow
 from headwater.settings import Settings
 
@@ -30,7 +31,7 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 MAX_EMAIL_LENGTH = 320
 MAX_NAME_LENGTH = 200
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(EMAIL_PATTERN)
 SYSTEM = Actor(user_id=None, email=None)
 """The actor of changes made by Headwater itself (the first admin)."""
 

@@ -148,7 +148,7 @@ def test_changing_your_password_needs_the_current_one(
     )
     _error(too_short, 400, "invalid_request")
     alone = client.patch("/api/users/me", headers=headers, json={"currentPassword": "x" * 12})
-    _error(alone, 400, "invalid_request")
+    assert alone.status_code == 200  # without a new password it is simply not needed
     # None of the refused attempts changed anything: the token and the password still work.
     assert client.get("/api/users/me", headers=headers).status_code == 200
     assert _sign_in(client, viewer.email, NEW_PASSWORD) == 401
