@@ -78,7 +78,9 @@ class HealthController(Controller):
         optional_ok = warehouse.status == "ok" and redis.status in ("ok", "not configured")
         if store.status != "ok":
             report = ReadinessResponse(status="unavailable", checks=checks)
-            return Response(report, status_code=503, headers={"Retry-After": "5"})
+            return Response(
+                report, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+            )
         return Response(
             ReadinessResponse(status="ok" if optional_ok else "degraded", checks=checks)
         )
