@@ -459,12 +459,18 @@ def api() -> None:
     import uvicorn
 
     settings = _settings()
+    proxies = settings.trusted_proxies
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        # X-Forwarded-For decides the client address (login throttling, audit log): only
+        # from the proxies named in HEADWATER_TRUSTED_PROXIES, never by default.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else None,
+        server_header=False,
     )
 
 

@@ -85,23 +85,15 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(home: Path, tmp_path: Path) -> Iterator[str]:
-    """``python -m uvicorn api.app:create_app --factory`` on a free port; its base URL."""
+    """``headwater api``, as a user runs it, on a free port; its base URL."""
     port = _free_port()
     log = (tmp_path / "uvicorn.log").open("w")
+    env = _environment(home)
+    env.update(HEADWATER_API_PORT=str(port), HEADWATER_LOGIN_ATTEMPTS_PER_ADDRESS="4")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        [str(Path(sys.executable).parent / "headwater"), "api"],
         cwd=tmp_path,
-        env=_environment(home),
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -156,3 +148,18 @@ def test_log_in_and_list_datasets_over_http(server: str) -> None:
         schema = client.get("/schema/openapi.json")
         assert schema.status_code == 200
         assert schema.json()["info"]["title"] == "Headwater API"
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_address_throttle(server: str) -> None:
+    """No proxy is trusted by default: X-Forwarded-For cannot make each attempt a new client."""
+    with httpx.Client(base_url=server, timeout=30) as client:
+        statuses = [
+            client.post(
+                "/api/auth/login",
+                json={"email": ADMIN_EMAIL, "password": "not-the-password"},
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+            ).status_code
+            for n in range(6)
+        ]
+    assert statuses[:4] == [401] * 4
+    assert statuses[4:] == [429, 429]
