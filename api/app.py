@@ -30,6 +30,7 @@ from api.db import Database
 from api.docs import OPENAPI_PATH, assets_router, openapi_config, tighten_schema
 from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
+from api.health.services import ReadinessProbe
 from api.http import add_response_headers, allowed_methods
 from api.kv import KeyValueStore
 from api.limits import request_limits
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "settings": settings,
                 "kv": kv,
                 "authenticator": authenticator,
+                "readiness": ReadinessProbe(settings, kv),
             }
         ),
         debug=False,

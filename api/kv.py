@@ -87,10 +87,6 @@ class MemoryStore:
         self._counters[key] = (expires, count)
         return count, expires - now
 
-    def peek(self, key: str, now: float) -> tuple[int, float]:
-        expires, count = self._counters.get(key, (0.0, 0))
-        return (count, expires - now) if expires > now else (0, 0.0)
-
     def reset(self, key: str) -> None:
         self._counters.pop(key, None)
 
@@ -230,18 +226,6 @@ class KeyValueStore:
             return int(count), float(ttl if ttl and ttl > 0 else window)
 
         return await self._call(remote, lambda: self.memory.hit(full, window, time.monotonic()))
-
-    async def peek(self, key: str) -> tuple[int, float]:
-        full = f"headwater:rate:{key}"
-
-        async def remote(r: aioredis.Redis) -> tuple[int, float]:
-            pipe = r.pipeline(transaction=False)
-            pipe.get(full)
-            pipe.ttl(full)
-            count, ttl = await pipe.execute()
-            return int(count or 0), float(ttl if ttl and ttl > 0 else 0)
-
-        return await self._call(remote, lambda: self.memory.peek(full, time.monotonic()))
 
     async def reset(self, key: str) -> None:
         full = f"headwater:rate:{key}"

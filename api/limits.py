@@ -73,6 +73,9 @@ def request_limits(max_bytes: int) -> Any:
             ):
                 await _refuse(scope, send, 431, "Request headers too many or too large")
                 return
+            if b"%00" in scope.get("query_string", b"") or b"%00" in scope.get("raw_path", b""):
+                await _refuse(scope, send, 400, "NUL characters are not allowed in the URL")
+                return
             if scope["method"] not in ("POST", "PUT", "PATCH"):
                 await app(scope, receive, send)
                 return

@@ -22,7 +22,8 @@ ERROR_DESCRIPTIONS = {
 def error_responses(*status_codes: int, **descriptions: str) -> dict[int, ResponseSpec]:
     """``responses=`` for a handler: each status documented with :class:`ErrorResponse`.
 
-    Replaces Litestar's default 400 schema, which describes a snake_case body.
+    Replaces Litestar's default 400 schema, which describes a snake_case body. 500 and
+    503 are always documented: any route may meet a bug or a busy metadata store.
     ``descriptions`` override the default text per status, keyed ``s<code>``.
     """
     return {
@@ -31,5 +32,5 @@ def error_responses(*status_codes: int, **descriptions: str) -> dict[int, Respon
             description=descriptions.get(f"s{code}", ERROR_DESCRIPTIONS[code]),
             generate_examples=False,
         )
-        for code in status_codes
+        for code in sorted({*status_codes, 500, 503})
     }

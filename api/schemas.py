@@ -9,6 +9,9 @@ from litestar.params import Parameter
 
 T = TypeVar("T")
 
+NO_NUL = r"^[^\x00]*$"
+"""Text that reaches the metadata store: PostgreSQL cannot hold a NUL character."""
+
 MAX_ID = 2**63 - 1
 """Ids and offsets are 64-bit: anything larger is refused with a 400."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar import Controller
@@ -18,7 +18,7 @@ from api.db import Database
 from api.errors import InvalidInput
 from api.openapi import error_responses
 from api.routing import get
-from api.schemas import Page, bounded
+from api.schemas import NO_NUL, Page, bounded
 from api.users.services import aware
 
 MAX_PAGE_SIZE = 500
@@ -33,8 +33,8 @@ def rfc3339(name: str, value: str | None) -> datetime | None:
         return None
     if _RFC3339.fullmatch(value):
         try:
-            return datetime.fromisoformat(value.upper())
-        except ValueError:
+            return datetime.fromisoformat(value.upper()).astimezone(UTC)
+        except (ValueError, OverflowError):
             pass
     raise InvalidInput(f"{name} is not a date-time", hint="RFC 3339, e.g. 2026-11-29T08:00:00Z")
 
@@ -72,17 +72,24 @@ class AuditController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
         offset: Annotated[int, bounded("Matches to skip.", minimum=0)] = 0,
         actor_id: Annotated[int | None, bounded("Who.", query="actorId")] = None,
-        action: Annotated[str | None, Parameter(max_length=64, description="Exact action.")] = None,
+        action: Annotated[
+            str | None, Parameter(max_length=64, pattern=NO_NUL, description="Exact action.")
+        ] = None,
         object_type: Annotated[
-            str | None, Parameter(query="objectType", max_length=64, description="user, session…")
+            str | None,
+            Parameter(
+                query="objectType", max_length=64, pattern=NO_NUL, description="user, session…"
+            ),
         ] = None,
         object_id: Annotated[
-            str | None, Parameter(query="objectId", max_length=64, description="Object id.")
+            str | None,
+            Parameter(query="objectId", max_length=64, pattern=NO_NUL, description="Object id."),
         ] = None,
         since: Annotated[
             str | None,
             Parameter(
                 max_length=40,
+                pattern=NO_NUL,
                 description="From this time on (RFC 3339).",
                 schema_extra={"format": "date-time"},
             ),
@@ -91,6 +98,7 @@ class AuditController(Controller):
             str | None,
             Parameter(
                 max_length=40,
+                pattern=NO_NUL,
                 description="Before this time (RFC 3339).",
                 schema_extra={"format": "date-time"},
             ),

@@ -6,11 +6,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from api.schemas import NO_NUL
+
 
 class LoginRequest(msgspec.Struct, rename="camel"):
     """Credentials for ``POST /api/auth/login``."""
 
-    email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=320, pattern=NO_NUL)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 

@@ -26,7 +26,7 @@ from api.auth.schemas import LoginResponse, TokenUser
 from api.db import Database
 from api.errors import AuthenticationFailed, TooManyRequests
 from api.kv import KeyValueStore
-from api.metrics import LOGIN_FAILURES
+from api.metrics import LOGIN_FAILURES, RATE_LIMITED
 from api.users.models import User
 from api.users.services import find_by_email, normalize_email
 from headwater.db import utcnow
@@ -99,14 +99,24 @@ class AuthService:
         self.hashing = hashing
 
     async def _throttle(self, email: str, client: Client) -> str:
-        """Count the attempt; 429 when the address or the account is over its limit."""
+        """Count the attempt; 429 when the address or the account is over its limit.
+
+        Attempts are counted before the password is checked, so guesses sent all at
+        once cannot slip past the limit while the first ones are being verified. A
+        successful sign-in resets the account's count: in effect it counts failures.
+        """
         window = self.settings.login_window_seconds
-        account_key = f"login:account:{email}"
         count, left = await self.kv.hit(f"login:address:{client.address}", window)
         if count > self.settings.login_attempts_per_address:
+            RATE_LIMITED.labels("login_address").inc()
             raise TooManyRequests(THROTTLED, retry_after=int(left) + 1)
-        failures, left = await self.kv.peek(account_key)
-        if failures >= self.settings.login_failures_per_account:
+        return await self._count_account_attempt(email)
+
+    async def _count_account_attempt(self, email: str) -> str:
+        account_key = f"login:account:{normalize_email(email)}"
+        count, left = await self.kv.hit(account_key, self.settings.login_window_seconds)
+        if count > self.settings.login_failures_per_account:
+            RATE_LIMITED.labels("login_account").inc()
             raise TooManyRequests(THROTTLED, retry_after=int(left) + 1)
         return account_key
 
@@ -135,7 +145,6 @@ class AuthService:
         matches = await self.hashing.run(verify_password, password, candidate.password_hash)
         if not (matches and candidate.active and candidate.user_id is not None):
             LOGIN_FAILURES.inc()
-            await self.kv.hit(account_key, self.settings.login_window_seconds)
             raise AuthenticationFailed(INVALID_CREDENTIALS)
         user_id = candidate.user_id
         new_hash = None
@@ -144,9 +153,11 @@ class AuthService:
 
         def start_session(session: Session) -> LoginResponse:
             user = session.get(User, user_id)
-            if user is None or not user.is_active:
+            # The password may have changed (and old tokens ended) while this login
+            # waited for its hash check: what was verified must still be the password.
+            if user is None or not user.is_active or user.password_hash != candidate.password_hash:
                 raise AuthenticationFailed(INVALID_CREDENTIALS)
-            if new_hash is not None and user.password_hash == candidate.password_hash:
+            if new_hash is not None:
                 user.password_hash = new_hash
             now = utcnow()
             user.last_login_at = now
@@ -179,10 +190,7 @@ class AuthService:
             TooManyRequests: the account is throttled.
             AuthenticationFailed: the password is wrong.
         """
-        account_key = f"login:account:{normalize_email(email)}"
-        failures, left = await self.kv.peek(account_key)
-        if failures >= self.settings.login_failures_per_account:
-            raise TooManyRequests(THROTTLED, retry_after=int(left) + 1)
+        account_key = await self._count_account_attempt(email)
 
         def current_hash(session: Session) -> str:
             user = session.get(User, user_id)
@@ -191,8 +199,8 @@ class AuthService:
         password_hash = await self.database.run(current_hash)
         if not await self.hashing.run(verify_password, password, password_hash):
             LOGIN_FAILURES.inc()
-            await self.kv.hit(account_key, self.settings.login_window_seconds)
             raise AuthenticationFailed("The current password is wrong")
+        await self.kv.reset(account_key)
         return password_hash
 
     async def refresh(self, refresh_token: str, client: Client) -> LoginResponse:

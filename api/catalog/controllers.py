@@ -14,7 +14,7 @@ from api.catalog.schemas import DatasetOut
 from api.db import Database
 from api.openapi import error_responses
 from api.routing import get
-from api.schemas import Page, bounded
+from api.schemas import NO_NUL, Page, bounded
 from catalog.refresh import CACHE_NAMESPACE
 
 MAX_PAGE_SIZE = 500
@@ -42,10 +42,13 @@ class CatalogController(Controller):
             str | None,
             Parameter(
                 max_length=200,
+                pattern=NO_NUL,
                 description="Case-insensitive substring of the name or description.",
             ),
         ] = None,
-        kind: Annotated[str | None, Parameter(max_length=32, description="Exact kind.")] = None,
+        kind: Annotated[
+            str | None, Parameter(max_length=32, pattern=NO_NUL, description="Exact kind.")
+        ] = None,
     ) -> Response[Page[DatasetOut]]:
         async def produce() -> Page[DatasetOut]:
             return await database.run(

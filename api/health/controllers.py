@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from litestar import Controller, Request, Response
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.auth.guards import public
-from api.db import Database
-from api.health.schemas import CheckResult, LivenessResponse, ReadinessChecks, ReadinessResponse
-from api.health.services import check_metadata_store, check_warehouse
+from api.health.schemas import LivenessResponse, ReadinessResponse
+from api.health.services import ReadinessProbe
 from api.kv import KeyValueStore
 from api.routing import get
-from headwater.settings import Settings
 
 PROBE_TIMEOUT_SECONDS = 5
 RETRY_AFTER_SECONDS = 5
@@ -57,30 +54,10 @@ class HealthController(Controller):
             )
         },
     )
-    async def ready(
-        self, request: Request[Any, Any, Any], settings: Settings, database: Database
-    ) -> Response[ReadinessResponse]:
-        kv: KeyValueStore = request.app.state.kv
-        try:
-            with anyio.fail_after(PROBE_TIMEOUT_SECONDS):
-                store = await database.run_sync(check_metadata_store, settings)
-                warehouse = await database.run_sync(check_warehouse, settings)
-        except TimeoutError:
-            store = CheckResult("unreachable", "metadata store did not answer in time")
-            warehouse = await anyio.to_thread.run_sync(check_warehouse, settings)
-        if kv.redis_state == "not configured":
-            redis = CheckResult("not configured", "Redis is not configured; caching in process")
-        elif await kv.ping():
-            redis = CheckResult("ok", "Redis answered PING")
-        else:
-            redis = CheckResult("down", "Redis did not answer; serving without it")
-        checks = ReadinessChecks(metadata_store=store, warehouse=warehouse, redis=redis)
-        optional_ok = warehouse.status == "ok" and redis.status in ("ok", "not configured")
-        if store.status != "ok":
-            report = ReadinessResponse(status="unavailable", checks=checks)
-            return Response(
-                report, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-            )
-        return Response(
-            ReadinessResponse(status="ok" if optional_ok else "degraded", checks=checks)
-        )
+    async def ready(self, request: Request[Any, Any, Any]) -> Response[ReadinessResponse]:
+        probe: ReadinessProbe = request.app.state.readiness
+        report = await probe.report()
+        if report.status == "unavailable":
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return Response(report, status_code=503, headers=headers)
+        return Response(report)

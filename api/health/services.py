@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, TypeVar
 
+import anyio
+import anyio.to_thread
 import psycopg2
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.health.schemas import CheckResult, WarehouseCheck
+from api.health.schemas import CheckResult, ReadinessChecks, ReadinessResponse, WarehouseCheck
+from api.kv import KeyValueStore
 from catalog.models import Dataset
 from headwater.db import get_engine, session_scope, sqlite_path
 from headwater.migrate import current_revision
@@ -28,6 +34,9 @@ from headwater.warehouse import connect_postgres
 logger = logging.getLogger("headwater.api.health")
 
 CONNECT_TIMEOUT_SECONDS = 3
+PROBE_TIMEOUT_SECONDS = 5
+FRESH_SECONDS = 2.0
+C = TypeVar("C", bound=CheckResult)
 
 
 def check_metadata_store(settings: Settings) -> CheckResult:
@@ -123,3 +132,57 @@ def check_warehouse(settings: Settings) -> WarehouseCheck:
     if settings.warehouse == "postgres":
         return check_postgres_warehouse(settings)
     return check_duckdb(settings)
+
+
+class ReadinessProbe:
+    """Runs the readiness checks for ``/health/ready``, one run at a time, shared briefly.
+
+    Anonymous callers must not be able to tie up the API: the checks run in their
+    own two threads (never the metadata store's worker pool), a run that does not
+    finish within :data:`PROBE_TIMEOUT_SECONDS` reports the dependency as not
+    answering, and callers arriving within :data:`FRESH_SECONDS` of a run share
+    its answer.
+    """
+
+    def __init__(self, settings: Settings, kv: KeyValueStore) -> None:
+        self.settings = settings
+        self.kv = kv
+        self._lock: anyio.Lock | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._last: tuple[float, ReadinessResponse] | None = None
+
+    async def _check(self, check: Callable[[Settings], C], late: C) -> C:
+        assert self._limiter is not None  # noqa: S101 - set by report()
+        with anyio.move_on_after(PROBE_TIMEOUT_SECONDS):
+            return await anyio.to_thread.run_sync(
+                check, self.settings, abandon_on_cancel=True, limiter=self._limiter
+            )
+        return late
+
+    async def report(self) -> ReadinessResponse:
+        if self._lock is None:
+            self._lock, self._limiter = anyio.Lock(), anyio.CapacityLimiter(2)
+        async with self._lock:
+            if self._last is not None and time.monotonic() - self._last[0] < FRESH_SECONDS:
+                return self._last[1]
+            store = await self._check(
+                check_metadata_store, CheckResult("unreachable", "metadata store did not answer")
+            )
+            warehouse = await self._check(
+                check_warehouse, WarehouseCheck("unreachable", "warehouse did not answer in time")
+            )
+            if self.kv.redis_state == "not configured":
+                redis = CheckResult("not configured", "Redis is not configured; caching in process")
+            elif await self.kv.ping():
+                redis = CheckResult("ok", "Redis answered PING")
+            else:
+                redis = CheckResult("down", "Redis did not answer; serving without it")
+            checks = ReadinessChecks(metadata_store=store, warehouse=warehouse, redis=redis)
+            optional_ok = warehouse.status == "ok" and redis.status in ("ok", "not configured")
+            if store.status != "ok":
+                status: Literal["ok", "degraded", "unavailable"] = "unavailable"
+            else:
+                status = "ok" if optional_ok else "degraded"
+            report = ReadinessResponse(status=status, checks=checks)
+            self._last = (time.monotonic(), report)
+            return report

@@ -19,7 +19,7 @@ from api.errors import InvalidInput
 from api.http import actor_of
 from api.openapi import error_responses
 from api.routing import get, patch, post
-from api.schemas import Page, bounded
+from api.schemas import NO_NUL, Page, bounded
 from api.users import services
 from api.users.models import Role, User
 from api.users.schemas import (
@@ -133,7 +133,9 @@ class UsersController(Controller):
         active: Annotated[bool | None, Parameter(description="Only (in)active users.")] = None,
         search: Annotated[
             str | None,
-            Parameter(max_length=200, description="Substring of the email or name."),
+            Parameter(
+                max_length=200, pattern=NO_NUL, description="Substring of the email or name."
+            ),
         ] = None,
     ) -> Page[UserOut]:
         filters = services.UserFilter(role=role, active=active, search=search)

@@ -7,12 +7,14 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from api.schemas import NO_NUL
+
 RoleName = Literal["admin", "user", "viewer"]
-EMAIL_PATTERN = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
+EMAIL_PATTERN = r"^\s*[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+\s*$"
 """An address, blanks around it allowed (they are trimmed)."""
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
 Password = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]
-Name = Annotated[str, msgspec.Meta(max_length=200)]
+Name = Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)]
 
 
 class UserOut(msgspec.Struct, rename="camel"):

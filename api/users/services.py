@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from api.audit.services import Actor, record
 from api.auth.models import AuthSession
@@ -186,24 +186,52 @@ def list_users(
     return users, total
 
 
-def _other_active_admins(session: Session, user_id: int) -> int:
-    # Locks the admin rows (PostgreSQL) so two admins cannot demote each other at once.
-    ids = session.scalars(
-        select(User.id)
-        .where(User.role == Role.ADMIN.value, User.is_active.is_(True), User.id != user_id)
-        .with_for_update()
-    ).all()
-    return len(ids)
-
-
-def _end_tokens(session: Session, user: User, reason: str) -> None:
-    """Every token of ``user`` stops working: new version, every login session revoked."""
-    user.token_version += 1
+def _revoke_sessions(session: Session, user: User, reason: str) -> None:
     session.execute(
         update(AuthSession)
         .where(AuthSession.user_id == user.id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
     )
+
+
+def _take_admin_rights(session: Session, user: User, role: str, active: bool) -> None:
+    """Demote or deactivate an active admin, unless no other active admin would remain.
+
+    One conditional UPDATE, so two admins demoting each other at the same moment
+    cannot both succeed: on SQLite the statement runs under the write lock and sees
+    the other's commit; on PostgreSQL the active admins' rows are first locked in id
+    order, so the second demotion waits for the first and then finds it.
+
+    Raises:
+        Conflict: this is the last active admin.
+    """
+    is_admin = (User.role == Role.ADMIN.value) & User.is_active.is_(True)
+    session.scalars(select(User.id).where(is_admin).order_by(User.id).with_for_update()).all()
+    others = aliased(User)
+    other_admins = (
+        select(func.count())
+        .select_from(others)
+        .where(others.role == Role.ADMIN.value, others.is_active.is_(True), others.id != user.id)
+        .scalar_subquery()
+    )
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(User)
+        .where(User.id == user.id, other_admins > 0)
+        .values(role=role, is_active=active, token_version=User.token_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(
+            "This is the last active admin: it cannot be demoted or deactivated",
+            hint="make another user admin first",
+        )
+    session.refresh(user)
+
+
+def _end_tokens(session: Session, user: User, reason: str) -> None:
+    """Every token of ``user`` stops working: new version, every login session revoked."""
+    user.token_version += 1
+    _revoke_sessions(session, user, reason)
 
 
 def update_user(
@@ -230,16 +258,13 @@ def update_user(
     new_active = user.is_active if is_active is None else is_active
     loses_admin = user.role == Role.ADMIN.value and user.is_active
     keeps_admin = new_role == Role.ADMIN.value and new_active
-    if loses_admin and not keeps_admin and _other_active_admins(session, user.id) == 0:
-        raise Conflict(
-            "This is the last active admin: it cannot be demoted or deactivated",
-            hint="make another user admin first",
-        )
     if name is not None:
         user.name = validate_name(name)
-    changed_access = new_role != user.role or new_active != user.is_active
-    user.role, user.is_active = new_role, new_active
-    if changed_access:
+    if loses_admin and not keeps_admin:
+        _take_admin_rights(session, user, new_role, new_active)
+        _revoke_sessions(session, user, "access changed")
+    elif new_role != user.role or new_active != user.is_active:
+        user.role, user.is_active = new_role, new_active
         _end_tokens(session, user, "access changed")
     after = snapshot(user)
     if after != before:
