@@ -10,7 +10,8 @@ import msgspec
 from api.schemas import NO_NUL
 
 RoleName = Literal["admin", "user", "viewer"]
-EMAIL_PATTERN = r"^\s*[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+\s*$"
+_PART = r"[^@\x00-\x20\x7f]+"
+EMAIL_PATTERN = rf"^[ \t\r\n]*{_PART}@{_PART}\.{_PART}[ \t\r\n]*$"
 """An address, blanks around it allowed (they are trimmed)."""
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320, pattern=EMAIL_PATTERN)]
 Password = Annotated[str, msgspec.Meta(min_length=12, max_length=1024)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,9 +44,18 @@ def aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def normalize_email(email: str) -> str:
-    """Emails compare case-insensitively and without surrounding blanks."""
-    return email.strip().lower()
+    """Emails compare ignoring ASCII case and the blanks around them.
+
+    Only ASCII letters are folded and only spaces, tabs and line breaks trimmed:
+    exactly what :data:`EMAIL_PATTERN` (and so the OpenAPI document) allows around
+    an address, and never longer than what was sent (Unicode lowercasing can grow
+    a string past the column's 320 characters).
+    """
+    return email.strip(" \t\r\n").translate(_ASCII_LOWER)
 
 
 def validate_email(email: str) -> str:
