@@ -134,6 +134,14 @@ class Authenticator:
             self._sqlite = None
 
 
+def authorization_header(scope: Any) -> str | None:
+    """The ``Authorization`` header, read straight from the scope (no header map built)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     """Litestar middleware: authenticate every route not marked ``exclude_from_auth``."""
 
@@ -141,5 +149,5 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         authenticator: Authenticator = connection.app.state.authenticator
-        user = await authenticator.authenticate(connection.headers.get("authorization"))
+        user = await authenticator.authenticate(authorization_header(connection.scope))
         return AuthenticationResult(user=user, auth=user.session_id)
