@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,13 +20,13 @@ from litestar.testing import TestClient
 from api.app import create_app
 from api.limits import MAX_JSON_DEPTH
 from api.schemas import MAX_ID
+from benchmarks.api import REAL_APP, serve
 from headwater.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 Client = TestClient[Litestar]
 MAX_BODY_BYTES = 64 * 1024
-STARTUP_TIMEOUT_SECONDS = 60
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -278,57 +275,14 @@ def test_an_oversized_authorization_header_is_401(api: Client) -> None:
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m uvicorn api.app:create_app --factory`` on a free port; its base URL."""
+    """The real API in a uvicorn process on a free port; its base URL."""
     root = tmp_path_factory.mktemp("limits-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     env["HEADWATER_HOME"] = str(root / "home")
-    port = _free_port()
-    log_path = root / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    httpx.get(f"{url}/health", timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "API did not start in time"
-                    time.sleep(0.2)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    with serve(REAL_APP, env, cwd=root, log=root / "uvicorn.log") as api:
+        yield api.base_url
 
 
 def _send_raw(url: str, request: bytes) -> bytes:

@@ -26,10 +26,6 @@ test below.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -44,11 +40,11 @@ import schemathesis
 from schemathesis.engine import events, from_schema
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 
+from benchmarks.api import REAL_APP, serve
 from headwater.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-STARTUP_TIMEOUT_SECONDS = 60
 SERVER_SECRET = "schemathesis-run-secret-key-long-enough-for-hs256"
 TARGET_EMAIL = "fuzz-target@example.com"
 MAX_EXAMPLES = 25
@@ -98,12 +94,6 @@ class Served:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _server_environment(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     env.update(
@@ -127,59 +117,19 @@ def served(
     root = tmp_path_factory.mktemp("schemathesis")
     home = root / "home"
     seed(settings_maker(home).metadata_url)
-    port = _free_port()
-    log_path = root / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=root,
-            env=_server_environment(home),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    with serve(REAL_APP, _server_environment(home), cwd=root, log=root / "uvicorn.log") as api:
+        url = api.base_url
+        token = Served(url, admin.email, admin.password).login()
+        auth = {"Authorization": f"Bearer {token}"}
+        me = httpx.get(f"{url}/api/users/me", headers=auth, timeout=10).json()
+        target = httpx.post(
+            f"{url}/api/users",
+            headers=auth,
+            json={"email": TARGET_EMAIL, "role": "admin"},
+            timeout=10,
         )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    httpx.get(f"{url}/health", timeout=2)
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "API did not start in time"
-                    time.sleep(0.2)
-            token = Served(url, admin.email, admin.password).login()
-            auth = {"Authorization": f"Bearer {token}"}
-            me = httpx.get(f"{url}/api/users/me", headers=auth, timeout=10).json()
-            target = httpx.post(
-                f"{url}/api/users",
-                headers=auth,
-                json={"email": TARGET_EMAIL, "role": "admin"},
-                timeout=10,
-            )
-            assert target.status_code == 201, target.text
-            yield Served(
-                url, admin.email, admin.password, token, int(me["id"]), target.json()["id"]
-            )
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        assert target.status_code == 201, target.text
+        yield Served(url, admin.email, admin.password, token, int(me["id"]), target.json()["id"])
 
 
 @pytest.fixture(scope="module")
