@@ -24,7 +24,6 @@ from api.auth.controllers import AuthController
 from api.auth.middleware import Authenticator, BearerAuthMiddleware
 from api.auth.passwords import HashingPool
 from api.auth.services import AuthService
-from api.bodies import strict_body
 from api.catalog.controllers import CatalogController
 from api.db import Database
 from api.docs import OPENAPI_PATH, assets_router, openapi_config, tighten_schema
@@ -103,7 +102,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         before_send=[add_response_headers],
-        before_request=strict_body,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         on_startup=[start],
         on_shutdown=[stop],

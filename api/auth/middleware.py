@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,16 @@ def when(value: object) -> datetime | None:
     """A timestamp read from the store (SQLite gives text without a zone: it is UTC)."""
     if value is None:
         return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return _parse_utc(str(value))
+
+
+@lru_cache(maxsize=8192)
+def _parse_utc(text: str) -> datetime:
+    # The same few timestamps (session expiry, user creation, last login) come back on
+    # every request of a user: parse each once.
+    moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
