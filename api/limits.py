@@ -40,7 +40,9 @@ def json_depth(body: bytes) -> int:
     return max(accumulate(_STEP[b] for b in brackets), default=0)
 
 
-async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
+async def _refuse(
+    scope: Scope, send: Send, status: int, message: str, *, bearer: bool = False
+) -> None:
     body = msgspec.json.encode(
         ErrorResponse(
             error=ErrorBody(code=code_for(status), message=message, request_id=request_id(scope))
@@ -52,6 +54,7 @@ async def _refuse(scope: Scope, send: Send, status: int, message: str) -> None:
         "headers": [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
+            *([(b"www-authenticate", b"Bearer")] if bearer else []),
         ],
     }
     end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
@@ -68,10 +71,13 @@ def request_limits(max_bytes: int) -> Any:
                 await app(scope, receive, send)
                 return
             headers = list(scope["headers"])
-            if len(headers) > MAX_HEADERS or (
-                sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES
-            ):
-                await _refuse(scope, send, 431, "Request headers too many or too large")
+            sizes = {name: len(name) + len(value) for name, value in headers}
+            if len(headers) > MAX_HEADERS or sum(sizes.values()) > MAX_HEADER_BYTES:
+                if sizes.get(b"authorization", 0) > MAX_HEADER_BYTES // 2:
+                    # An oversized token is a bad credential, like any other bad token.
+                    await _refuse(scope, send, 401, "Invalid or expired token", bearer=True)
+                else:
+                    await _refuse(scope, send, 431, "Request headers too many or too large")
                 return
             if b"%00" in scope.get("query_string", b"") or b"%00" in scope.get("raw_path", b""):
                 await _refuse(scope, send, 400, "NUL characters are not allowed in the URL")

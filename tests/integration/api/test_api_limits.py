@@ -325,3 +325,16 @@ def test_oversized_headers_are_refused(server: str, headers: bytes) -> None:
         b"HTTP/1.1 431 Request Header Fields Too Large",
         b"HTTP/1.1 400 Bad Request",
     )
+
+
+@pytest.mark.parametrize("path", ["/api/users/me", "/health"])
+def test_a_huge_authorization_header_is_a_401(server: str, path: str) -> None:
+    """An oversized token is a bad credential: 401, whatever the route, never 431 or 500."""
+    token = b"Bearer " + b"a" * 60_000 + b".b.c"
+    request = (
+        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: api\r\nConnection: close\r\n"
+        b"Authorization: " + token + b"\r\n\r\n"
+    )
+    answer = _send_raw(server, request)
+    assert answer.split(b"\r\n", 1)[0] == b"HTTP/1.1 401 Unauthorized"
+    assert b"www-authenticate: bearer" in answer.lower()
