@@ -222,10 +222,11 @@ def main() -> None:
     )
     if args.api:
         from benchmarks.api import run_api_benchmark
-        from benchmarks.tokens import run_token_benchmark
+        from benchmarks.tokens import run_login_timing, run_token_benchmark
 
         run_api_benchmark(console, repeat=args.repeat)
         run_token_benchmark(console)
+        run_login_timing(console)
 
 
 if __name__ == "__main__":

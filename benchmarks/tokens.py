@@ -13,6 +13,7 @@ JWT-checking API pays and which checks neither revocation nor the user.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -102,5 +103,68 @@ def run_token_benchmark(console: Console) -> float:
     return median
 
 
+LOGINS = 30
+
+
+async def _login_times(home: Path) -> dict[str, list[float]]:
+    """Seconds per failed sign-in: unknown email, wrong password, inactive account."""
+    from api.auth.passwords import HashingPool
+    from api.auth.services import AuthService, Client
+    from api.db import Database
+    from api.errors import AuthenticationFailed
+    from api.kv import KeyValueStore
+    from api.users.services import create_user_with_password
+    from headwater.db import session_scope
+    from headwater.migrate import upgrade
+    from headwater.settings import Settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        home=home,
+        secret_key="c" * 48,
+        login_attempts_per_address=10**6,
+        login_failures_per_account=10**6,
+    )
+    upgrade(settings.metadata_url)
+    with session_scope(settings.metadata_url) as session:
+        create_user_with_password(session, "known@example.com", "right-password-1", "user")
+        retired = create_user_with_password(session, "gone@example.com", "right-password-1", "user")
+        retired.is_active = False
+    service = AuthService(
+        settings, Database(settings.metadata_url), KeyValueStore(None), HashingPool()
+    )
+    client = Client(address="127.0.0.1", user_agent=None, request_id=None)
+    cases = {
+        "unknown email": ("nobody@example.com", "right-password-1"),
+        "wrong password": ("known@example.com", "wrong-password-1"),
+        "inactive account": ("gone@example.com", "right-password-1"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(LOGINS):  # in turns, so that no case enjoys a quieter moment
+        for name, (email, password) in cases.items():
+            started = time.perf_counter()
+            with contextlib.suppress(AuthenticationFailed):
+                await service.login(email, password, client)
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
+def run_login_timing(console: Console) -> float:
+    """Print failed sign-in times; return the largest relative gap between the cases."""
+    with tempfile.TemporaryDirectory() as home:
+        times = asyncio.run(_login_times(Path(home)))
+    medians = {name: _median_ms(samples) for name, samples in times.items()}
+    table = Table(title=f"Failed sign-in, median of {LOGINS} each (argon2id)")
+    table.add_column("case")
+    table.add_column("median ms")
+    for name, median in medians.items():
+        table.add_row(name, f"{median:.1f}")
+    console.print(table)
+    gap = (max(medians.values()) - min(medians.values())) / max(medians.values())
+    console.print(f"largest gap between cases: {gap:.1%} (same work for each: argon2 verify)")
+    return gap
+
+
 if __name__ == "__main__":
     run_token_benchmark(Console())
+    run_login_timing(Console())
