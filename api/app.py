@@ -16,12 +16,11 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 
 import catalog.models  # noqa: F401 - every table the API reads is mapped
 from api.audit.controllers import AuditController
 from api.auth.controllers import AuthController
-from api.auth.middleware import Authenticator, BearerAuthMiddleware
+from api.auth.middleware import Authenticator, bearer_auth
 from api.auth.passwords import HashingPool
 from api.auth.services import AuthService
 from api.catalog.controllers import CatalogController
@@ -42,7 +41,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - a tree that is not installed
     API_VERSION = "0.0.0"
 
-PUBLIC_PATHS = [f"^{OPENAPI_PATH}(/|$)", "^/health(/|$)", "^/metrics(/|$)"]
+PUBLIC_PATHS = f"^(?:{OPENAPI_PATH}|/health|/metrics)(?:/|$)"
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -95,11 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             metrics_middleware,
             request_limits(settings.max_body_bytes),
-            DefineMiddleware(
-                BearerAuthMiddleware,
-                exclude=PUBLIC_PATHS,
-                exclude_from_auth_key="exclude_from_auth",
-            ),
+            bearer_auth(PUBLIC_PATHS),
         ],
         before_send=[add_response_headers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

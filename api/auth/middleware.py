@@ -15,14 +15,16 @@ runs in a worker thread.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from litestar.connection import ASGIConnection
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import text
 
 from api.auth.schemas import CurrentUser
@@ -152,12 +154,29 @@ def authorization_header(scope: Any) -> str | None:
     return None
 
 
-class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Litestar middleware: authenticate every route not marked ``exclude_from_auth``."""
+def bearer_auth(public_paths: str) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware factory: authenticate every HTTP request of a route not marked public.
 
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
-        authenticator: Authenticator = connection.app.state.authenticator
-        user = await authenticator.authenticate(authorization_header(connection.scope))
-        return AuthenticationResult(user=user, auth=user.session_id)
+    A route is public when its handler says ``exclude_from_auth=True`` or its path
+    matches ``public_paths`` (the OpenAPI document, health, metrics). OPTIONS
+    requests (CORS preflight) are not authenticated.
+    """
+    public = re.compile(public_paths)
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def authenticated(scope: Scope, receive: Receive, send: Send) -> None:
+            if (
+                scope["type"] == ScopeType.HTTP
+                and scope["method"] != "OPTIONS"
+                and not scope["route_handler"].opt.get("exclude_from_auth")
+                and not public.match(scope["path"])
+            ):
+                authenticator: Authenticator = scope["app"].state.authenticator
+                user = await authenticator.authenticate(authorization_header(scope))
+                scope["user"] = user
+                scope["auth"] = user.session_id
+            await app(scope, receive, send)
+
+        return authenticated
+
+    return middleware
