@@ -70,9 +70,12 @@ def request_limits(max_bytes: int) -> Any:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
-            headers = list(scope["headers"])
-            sizes = {name: len(name) + len(value) for name, value in headers}
-            if len(headers) > MAX_HEADERS or sum(sizes.values()) > MAX_HEADER_BYTES:
+            count = size = 0
+            for name, value in scope["headers"]:
+                count += 1
+                size += len(name) + len(value)
+            if count > MAX_HEADERS or size > MAX_HEADER_BYTES:
+                sizes = {name: len(name) + len(value) for name, value in scope["headers"]}
                 if sizes.get(b"authorization", 0) > MAX_HEADER_BYTES // 2:
                     # An oversized token is a bad credential, like any other bad token.
                     await _refuse(scope, send, 401, "Invalid or expired token", bearer=True)
