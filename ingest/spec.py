@@ -224,11 +224,29 @@ def parse_sources(
 
 
 def load_sources(path: Path, env: Mapping[str, str] | None = None) -> SourcesFile:
-    """Read and validate the sources file at ``path``."""
+    """Read and validate the sources file at ``path``.
+
+    Relative file paths are resolved against the folder of the sources file, never
+    against the working directory: the same file loads the same data from anywhere.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(
             f"{path}: sources file not found", hint="set HEADWATER_SOURCES_FILE or create it"
         ) from None
-    return parse_sources(text, str(path), env)
+    return resolve_paths(parse_sources(text, str(path), env), path.resolve().parent)
+
+
+def resolve_paths(spec: SourcesFile, folder: Path) -> SourcesFile:
+    """``spec`` with every file path absolute: ``~`` expanded, relative ones under ``folder``."""
+    sources = {}
+    for name, source in spec.sources.items():
+        tables = {
+            table: entry.model_copy(update={"path": str(folder / Path(entry.path).expanduser())})
+            if entry.path
+            else entry
+            for table, entry in source.tables.items()
+        }
+        sources[name] = source.model_copy(update={"tables": tables})
+    return spec.model_copy(update={"sources": sources})

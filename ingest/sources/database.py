@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from headwater.db import normalize_url
+from ingest.checks import column_problems
 from ingest.errors import IngestError
 
 if TYPE_CHECKING:
@@ -69,7 +70,18 @@ def check_connection(source: SourceSpec) -> None:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-            present = set(inspect(connection).get_table_names())
+            inspector = inspect(connection)
+            present = set(inspector.get_table_names())
+            problems = [
+                problem
+                for name, spec in source.tables.items()
+                if (spec.source_table or name) in present
+                for problem in column_problems(
+                    name,
+                    spec,
+                    [c["name"] for c in inspector.get_columns(spec.source_table or name)],
+                )
+            ]
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None)
         reason = str(orig) if orig is not None else type(exc).__name__
@@ -88,3 +100,5 @@ def check_connection(source: SourceSpec) -> None:
     ]
     if missing:
         raise IngestError(f"{_safe(url)} has no table(s) {', '.join(missing)}")
+    if problems:
+        raise IngestError("; ".join(problems), hint="fix the column names in the sources file")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import dlt
 
+from ingest.checks import column_problems
 from ingest.errors import IngestError
 
 if TYPE_CHECKING:
@@ -116,13 +117,52 @@ def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
     return out
 
 
+def _flat_keys(record: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        keys.extend(_flat_keys(value, f"{name}__") if isinstance(value, dict) else [name])
+    return keys
+
+
+def columns_of(source: SourceSpec, table: str) -> list[str]:
+    """The column names a load of ``table`` will see, read from the file's head only."""
+    spec = source.tables[table]
+    path = Path(spec.path or "")
+    fmt = source.file_format(table)
+    if fmt == "csv":
+        from pyarrow import csv
+
+        return list(csv.open_csv(path).schema.names)
+    if fmt == "excel":
+        names: list[str] = []
+        for batch in read_excel(path, spec.sheet):
+            names = list(batch[0]) if batch else []
+            break
+        return names
+    if fmt == "jsonl":
+        with path.open(encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "{}")
+        record = json.loads(first)
+    else:
+        batch = next(read_json(path))
+        record = batch[0] if batch else {}
+    return _flat_keys(record) if isinstance(record, dict) else []
+
+
 def check_connection(source: SourceSpec) -> None:
+    problems = []
     for name, spec in source.tables.items():
         path = Path(spec.path or "")
         if not path.is_file():
             raise IngestError(f"table {name!r}: file not found: {path}")
         try:
-            with path.open("rb") as handle:
-                handle.read(1)
+            columns = columns_of(source, name)
         except OSError as exc:
             raise IngestError(f"table {name!r}: cannot read {path}: {exc.strerror}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise IngestError(f"table {name!r}: cannot parse {path}: {first}") from None
+        problems += column_problems(name, spec, columns)
+    if problems:
+        raise IngestError("; ".join(problems), hint="fix the column names in the sources file")

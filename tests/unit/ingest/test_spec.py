@@ -129,3 +129,30 @@ def test_shipped_sources_file_is_valid() -> None:
     for source in spec.sources.values():
         for table in source.tables.values():
             assert table.write_disposition in {"merge", "replace", "append"}
+
+
+def test_relative_file_paths_resolve_against_the_sources_file_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "project" / "ingest"
+    folder.mkdir(parents=True)
+    sources = folder / "sources.yml"
+    sources.write_text(
+        "sources:\n"
+        "  files:\n"
+        "    kind: file\n"
+        "    tables:\n"
+        "      spend: {path: data/spend.csv}\n"
+        "      events: {path: ../events.jsonl}\n"
+        "      absolute: {path: /srv/data/absolute.csv}\n"
+        "      home: {path: ~/exports/home.csv}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    tables = load_sources(Path("../project/ingest/sources.yml")).sources["files"].tables
+    assert tables["spend"].path == str(folder / "data" / "spend.csv")
+    assert Path(tables["events"].path or "").resolve() == tmp_path / "project" / "events.jsonl"
+    assert tables["absolute"].path == "/srv/data/absolute.csv"
+    assert tables["home"].path == str(tmp_path / "me" / "exports" / "home.csv")
