@@ -20,6 +20,7 @@ line and what is wrong.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Mapping
@@ -59,11 +60,28 @@ class TableSpec(_Strict):
     path: str | None = None
     format: Literal["csv", "jsonl", "json", "excel"] | None = None
     sheet: str | None = None
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1, description="CSV.")
+    encoding: str | None = Field(default=None, description="CSV text encoding (utf-8 if unset).")
+    header: bool | None = Field(default=None, description="CSV: whether row 1 names columns.")
+    null_values: tuple[str, ...] | None = Field(
+        default=None, description="CSV: texts read as NULL (the empty field and NULL, NA…)."
+    )
     source_table: str | None = Field(default=None, description="Name in the source, if different.")
 
     @field_validator("primary_key", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    def csv_options_set(self) -> bool:
+        return any(
+            value is not None
+            for value in (self.delimiter, self.encoding, self.header, self.null_values)
+        )
+
+    @field_validator("null_values", mode="before")
+    @classmethod
+    def _one_or_many_nulls(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
 
     @model_validator(mode="after")
@@ -99,8 +117,11 @@ class SourceSpec(_Strict):
             if not self.connection:
                 raise ValueError("a 'database' source needs a 'connection' URL")
             for name, table in self.tables.items():
-                if table.path or table.sheet or table.format:
-                    raise ValueError(f"table {name!r}: path/sheet/format belong to 'file' sources")
+                if table.path or table.sheet or table.format or table.csv_options_set():
+                    raise ValueError(
+                        f"table {name!r}: path, sheet, format and CSV options belong to "
+                        "'file' sources"
+                    )
         else:
             if self.connection:
                 raise ValueError("a 'file' source takes no 'connection'; give each table a 'path'")
@@ -112,6 +133,18 @@ class SourceSpec(_Strict):
                         f"table {name!r}: cannot tell the format of {table.path!r}; "
                         f"set 'format' to one of csv, jsonl, json, excel"
                     )
+                if table.csv_options_set() and self.file_format(name) != "csv":
+                    raise ValueError(
+                        f"table {name!r}: delimiter, encoding, header and null_values are CSV "
+                        "options"
+                    )
+                if table.encoding is not None:
+                    try:
+                        codecs.lookup(table.encoding)
+                    except LookupError:
+                        raise ValueError(
+                            f"table {name!r}: unknown encoding {table.encoding!r}"
+                        ) from None
         return self
 
     def file_format(self, table: str) -> str:

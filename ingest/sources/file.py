@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from dlt.extract.resource import DltResource
 
-    from ingest.spec import SourceSpec
+    from ingest.spec import SourceSpec, TableSpec
 
 BLOCK_SIZE = 16 << 20
 
@@ -30,13 +30,48 @@ def _flatten(table: pa.Table) -> pa.Table:
     return table.rename_columns([name.replace(".", "__") for name in table.column_names])
 
 
-def read_csv(path: Path) -> Iterator[pa.Table]:
+# Read as booleans when a whole column holds only these (0/1 columns stay integers).
+TRUE_VALUES = ["true", "True", "TRUE", "t", "T"]
+FALSE_VALUES = ["false", "False", "FALSE", "f", "F"]
+NULL_VALUES = ["", "NULL", "null", "NA", "N/A", "n/a", "NaN", "nan", "#N/A", "None"]
+
+
+def csv_options(spec: TableSpec) -> dict[str, Any]:
+    """pyarrow's read, parse and convert options for a CSV table of the sources file.
+
+    An empty field is NULL in every column, text included, and a column of
+    true/false or t/f is a boolean: what a database export means by them.
+    """
+    from pyarrow import csv
+
+    header = spec.header is not False
+    return {
+        "read_options": csv.ReadOptions(
+            block_size=BLOCK_SIZE,
+            encoding=spec.encoding or "utf8",
+            autogenerate_column_names=not header,
+        ),
+        "parse_options": csv.ParseOptions(delimiter=spec.delimiter or ","),
+        "convert_options": csv.ConvertOptions(
+            null_values=list(spec.null_values) if spec.null_values is not None else NULL_VALUES,
+            strings_can_be_null=True,
+            true_values=TRUE_VALUES,
+            false_values=FALSE_VALUES,
+        ),
+    }
+
+
+def read_csv(path: Path, spec: TableSpec) -> Iterator[pa.Table]:
     import pyarrow as pa
     from pyarrow import csv
 
-    reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=BLOCK_SIZE))
+    options = csv_options(spec)
+    reader = csv.open_csv(path, **options)
     for batch in reader:
-        yield _flatten(pa.Table.from_batches([batch]))
+        table = pa.Table.from_batches([batch])
+        if spec.header is False:  # f0, f1… from pyarrow: name them as spreadsheets do
+            table = table.rename_columns([f"column_{i}" for i in range(1, table.num_columns + 1)])
+        yield _flatten(table)
 
 
 def read_jsonl(path: Path) -> Iterator[pa.Table]:
@@ -54,7 +89,7 @@ def read_json(path: Path) -> Iterator[list[dict[str, Any]]]:
     yield data
 
 
-def read_excel(path: Path, sheet: str | None) -> Iterator[list[dict[str, Any]]]:
+def read_excel(path: Path, sheet: str | None) -> Generator[list[dict[str, Any]], None, None]:
     from openpyxl import load_workbook
 
     workbook = load_workbook(path, read_only=True, data_only=True)
@@ -93,7 +128,7 @@ def _reader(source: SourceSpec, table: str) -> Iterator[Any]:
         raise IngestError(f"file not found: {path}", hint="check the path in the sources file")
     fmt = source.file_format(table)
     if fmt == "csv":
-        return read_csv(path)
+        return read_csv(path, spec)
     if fmt == "jsonl":
         return read_jsonl(path)
     if fmt == "json":
@@ -133,13 +168,15 @@ def columns_of(source: SourceSpec, table: str) -> list[str]:
     if fmt == "csv":
         from pyarrow import csv
 
-        return list(csv.open_csv(path).schema.names)
+        found = list(csv.open_csv(path, **csv_options(spec)).schema.names)
+        return [f"column_{i}" for i in range(1, len(found) + 1)] if spec.header is False else found
     if fmt == "excel":
-        names: list[str] = []
-        for batch in read_excel(path, spec.sheet):
-            names = list(batch[0]) if batch else []
-            break
-        return names
+        batches = read_excel(path, spec.sheet)
+        try:
+            head = next(batches, None)
+        finally:
+            batches.close()
+        return list(head[0]) if head else []
     if fmt == "jsonl":
         with path.open(encoding="utf-8") as handle:
             first = next((line for line in handle if line.strip()), "{}")
