@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from ingest.errors import SpecError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Innermost reference first, so a default may itself hold a reference.
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
+ENV_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 FILE_FORMATS = {
     ".csv": "csv",
     ".jsonl": "jsonl",
@@ -101,13 +101,28 @@ class SourceSpec(_Strict):
     connection: str | None = None
     tables: dict[str, TableSpec] = Field(min_length=1)
 
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _empty_means_defaults(cls, tables: Any) -> Any:
+        """``orders:`` with nothing after it loads the table with every default."""
+        if isinstance(tables, dict):
+            return {name: {} if entry is None else entry for name, entry in tables.items()}
+        return tables
+
     @field_validator("tables")
     @classmethod
     def _table_names(cls, tables: dict[str, TableSpec]) -> dict[str, TableSpec]:
         for name in tables:
             if not NAME.match(name):
+                hint = ""
+                lowered = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_")
+                if lowered and NAME.match(lowered):
+                    hint = (
+                        f"; to load it, name it in lower case and map the original: "
+                        f"{lowered}: {{source_table: {name}}}"
+                    )
                 raise ValueError(
-                    f"table name {name!r} must be lower case letters, digits and underscores"
+                    f"table name {name!r} must be lower case letters, digits and underscores{hint}"
                 )
         return tables
 
@@ -168,6 +183,30 @@ class SourcesFile(_Strict):
         return sources
 
 
+def _duplicate_keys(
+    node: yaml.Node, path: tuple[Any, ...] = ()
+) -> list[tuple[tuple[Any, ...], str, int, int]]:
+    """(mapping path, key, first line, repeated line) of every key given twice.
+
+    YAML loaders keep the last value silently; a sources file that says the same
+    thing twice is a mistake to show, not to guess.
+    """
+    found = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in seen:
+                found.append((path or ("(top)",), key.value, seen[key.value], line))
+            else:
+                seen[key.value] = line
+            found += _duplicate_keys(value, (*path, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += _duplicate_keys(item, (*path, i))
+    return found
+
+
 def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
     """Map every path in the document to the 1-based line where its value starts."""
     lines = {path: node.start_mark.line + 1}
@@ -197,23 +236,64 @@ def _interpolate(
     if not isinstance(value, str):
         return value
 
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
+    def missing(name: str) -> str:
         raise SpecError(
             f"{origin}:{lines.get(path, 1)}: {'.'.join(map(str, path))}: "
             f"environment variable {name} is not set",
             hint=f"export {name}=...",
         )
 
-    for _ in range(8):  # nesting depth; a value that keeps expanding is a mistake
-        if not ENV_REF.search(value):
-            break
-        value = ENV_REF.sub(substitute, value)
-    return value
+    return _expand(value, env, missing)
+
+
+def _expand(text: str, env: Mapping[str, str], missing: Callable[[str], str]) -> str:
+    """``text`` with ``${VAR}`` and ``${VAR:-default}`` replaced, in one pass.
+
+    A default may hold references itself (``${URL:-sqlite:///${HOME}/x.db}``). A
+    value taken from the environment is inserted as it is, never expanded again:
+    a password containing ``${`` stays that password. ``$`` not followed by a
+    reference is kept.
+    """
+    out, _ = _expand_until(text, 0, env, missing, stop=None)
+    return out
+
+
+def _expand_until(
+    text: str,
+    start: int,
+    env: Mapping[str, str],
+    missing: Callable[[str], str] | None,
+    stop: str | None,
+) -> tuple[str, int]:
+    """Expand from ``start`` up to ``stop`` (or the end); (result, index after it).
+
+    ``missing`` is None while skipping a default that is not used: nothing is
+    looked up there, so its unset variables are no error.
+    """
+    parts: list[str] = []
+    i = start
+    while i < len(text):
+        if stop is not None and text[i] == stop:
+            return "".join(parts), i + 1
+        match = ENV_NAME.match(text, i) if text.startswith("${", i) else None
+        if match is None:
+            parts.append(text[i])
+            i += 1
+            continue
+        name, i = match.group(1), match.end()
+        if text.startswith("}", i):
+            i += 1
+            if missing is not None:
+                parts.append(env[name] if name in env else missing(name))
+            continue
+        if text.startswith(":-", i):
+            use_default = missing is not None and name not in env
+            default, i = _expand_until(text, i + 2, env, missing if use_default else None, stop="}")
+            if missing is not None:
+                parts.append(default if use_default else env[name])
+            continue
+        parts.append(match.group(0))  # "${NAME" followed by something else: literal
+    return "".join(parts), i
 
 
 def parse_sources(
@@ -230,6 +310,15 @@ def parse_sources(
     if root is None:
         raise SpecError(
             f"{origin}: the file is empty; declare at least one source under 'sources:'"
+        )
+    duplicates = _duplicate_keys(root)
+    if duplicates:
+        raise SpecError(
+            "\n".join(
+                f"{origin}:{line}: {'.'.join(map(str, path))}: duplicate key {key!r} "
+                f"(first at line {first}); keep one"
+                for path, key, first, line in duplicates
+            )
         )
     lines = _line_index(root)
     data = yaml.safe_load(text)
@@ -249,6 +338,8 @@ def parse_sources(
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown field (check the spelling)"
+            elif error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+                message = "expected a mapping of settings, e.g. {primary_key: id}"
             elif error["type"] == "literal_error":
                 message = f"{message} (got {error['input']!r})"
             messages.append(f"{origin}:{lineno}: {dotted}: {message}")

@@ -156,3 +156,63 @@ def test_relative_file_paths_resolve_against_the_sources_file_not_the_working_di
     assert Path(tables["events"].path or "").resolve() == tmp_path / "project" / "events.jsonl"
     assert tables["absolute"].path == "/srv/data/absolute.csv"
     assert tables["home"].path == str(tmp_path / "me" / "exports" / "home.csv")
+
+
+DB = "sources:\n  shop:\n    kind: database\n    connection: sqlite://\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            DB + "    connection: postgresql://db/x\n    tables: {a: {}}\n",
+            "s.yml:5: sources.shop: duplicate key 'connection' (first at line 4); keep one",
+        ),
+        (
+            DB + "    tables:\n      orders: {}\n      orders: {cursor: x}\n",
+            "s.yml:7: sources.shop.tables: duplicate key 'orders' (first at line 6); keep one",
+        ),
+        (
+            DB + "    tables:\n      Orders: {}\n",
+            "s.yml:5: sources.shop.tables: table name 'Orders' must be lower case letters, "
+            "digits and underscores; to load it, name it in lower case and map the original: "
+            "orders: {source_table: Orders}",
+        ),
+        (
+            DB + "    tables:\n      orders: yes\n",
+            "s.yml:6: sources.shop.tables.orders: expected a mapping of settings, "
+            "e.g. {primary_key: id}",
+        ),
+    ],
+)
+def test_mistakes_are_shown_with_what_to_do(text: str, expected: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_sources(text, "s.yml", env={})
+    assert caught.value.message == expected
+    assert "TableSpec" not in caught.value.message
+
+
+def test_an_empty_table_entry_means_all_defaults() -> None:
+    spec = parse_sources(DB + "    tables:\n      orders:\n      customers:\n", env={})
+    tables = spec.sources["shop"].tables
+    assert set(tables) == {"orders", "customers"}
+    assert tables["orders"].write_disposition == "append"
+    assert tables["orders"].primary_key == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected"),
+    [
+        ("${URL:-sqlite:///${HOME_DIR}/shop.db}", {"HOME_DIR": "/h"}, "sqlite:////h/shop.db"),
+        ("${URL:-sqlite:///${UNSET}/shop.db}", {"URL": "postgresql://db/x"}, "postgresql://db/x"),
+        ("postgresql://u:${PW}@db/x", {"PW": "p${A}ss"}, "postgresql://u:p${A}ss@db/x"),
+        ("costs $5 ${", {}, "costs $5 ${"),
+        ("pre-${A:-}-post", {}, "pre--post"),
+    ],
+)
+def test_references_expand_once_and_environment_values_are_never_expanded_again(
+    value: str, env: dict[str, str], expected: str
+) -> None:
+    text = f'sources:\n  shop:\n    kind: database\n    connection: "{value}"\n'
+    spec = parse_sources(text + "    tables: {a: {}}\n", env=env)
+    assert spec.sources["shop"].connection == expected
