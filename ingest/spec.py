@@ -30,7 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ingest.errors import SpecError
+from ingest.errors import IngestError, SpecError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Innermost reference first, so a default may itself hold a reference.
@@ -53,7 +53,11 @@ class _Strict(BaseModel):
 class TableSpec(_Strict):
     """One table (database) or one file (file source), loaded as one raw table."""
 
-    write_disposition: WriteDisposition = "append"
+    write_disposition: WriteDisposition | None = Field(
+        default=None,
+        description="Unset: merge on the primary key (declared, or reflected from a "
+        "database), else replace. append only when asked.",
+    )
     primary_key: tuple[str, ...] = ()
     cursor: str | None = Field(default=None, description="Incremental cursor column.")
     lag: float | None = Field(default=None, ge=0, description="Re-read this much of the cursor.")
@@ -72,6 +76,28 @@ class TableSpec(_Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if isinstance(value, str) else value
+
+    def resolved(
+        self, table: str, reflected_key: tuple[str, ...] = ()
+    ) -> tuple[WriteDisposition, tuple[str, ...]]:
+        """The write disposition and primary key a load uses: defaults that never duplicate.
+
+        Raises:
+            IngestError: an incremental cursor with no key and no disposition, which
+                would replace the table with only the newest rows.
+        """
+        key = self.primary_key or reflected_key
+        if self.write_disposition is not None:
+            return self.write_disposition, key
+        if key:
+            return "merge", key
+        if self.cursor:
+            raise IngestError(
+                f"table {table!r} has a cursor but no primary key, so its rows cannot be "
+                "merged and replacing would keep only the newest ones",
+                hint="declare primary_key, or set write_disposition: append",
+            )
+        return "replace", ()
 
     def csv_options_set(self) -> bool:
         return any(

@@ -41,6 +41,7 @@ from orchestration.transform import dbt_env, environment, run_dbt
 from orchestration.translators import HeadwaterDbtTranslator, raw_asset_key
 
 DAILY_CRON = "0 3 * * *"
+DEFAULT_DISPOSITION = "merge on the primary key, else replace"
 SENSOR_LOCK_WAIT_SECONDS = 20
 
 
@@ -50,10 +51,11 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
         AssetSpec(
             raw_asset_key(name, table),
             description=f"`{table}` loaded by dlt from source `{name}` "
-            f"({spec.write_disposition}) into {settings.raw_schema(name)}.",
+            f"({spec.write_disposition or DEFAULT_DISPOSITION}) into "
+            f"{settings.raw_schema(name)}.",
             group_name="raw",
             kinds={"dlt"},
-            metadata={"write_disposition": spec.write_disposition},
+            metadata={"write_disposition": spec.write_disposition or DEFAULT_DISPOSITION},
         )
         for table, spec in source.tables.items()
     ]

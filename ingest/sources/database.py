@@ -38,11 +38,36 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def reflected_keys(url: str, tables: list[str]) -> dict[str, tuple[str, ...]]:
+    """The primary key of each of ``tables`` as the database declares it (empty if none)."""
+    if not tables:
+        return {}
+    engine = create_engine(url, pool_pre_ping=False)
+    try:
+        with engine.connect() as connection:
+            inspector = inspect(connection)
+            return {
+                table: tuple(inspector.get_pk_constraint(table).get("constrained_columns") or ())
+                for table in tables
+            }
+    except SQLAlchemyError:
+        return {}  # the load itself reports the connection problem, with its hint
+    finally:
+        engine.dispose()
+
+
 def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
     url = _url(source)
+    unkeyed = [
+        source.tables[name].source_table or name
+        for name in tables
+        if source.tables[name].write_disposition is None and not source.tables[name].primary_key
+    ]
+    keys = reflected_keys(url, unkeyed)
     out = []
     for name in tables:
         spec = source.tables[name]
+        disposition, key = spec.resolved(name, keys.get(spec.source_table or name, ()))
         incremental: dlt.sources.incremental[Any] | None = (
             dlt.sources.incremental(spec.cursor, lag=spec.lag) if spec.cursor else None
         )
@@ -57,8 +82,8 @@ def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
         )
         resource.apply_hints(
             table_name=name,
-            write_disposition=spec.write_disposition,
-            primary_key=list(spec.primary_key),
+            write_disposition=disposition,
+            primary_key=list(key),
         )
         out.append(resource.with_name(name))
     return out

@@ -140,11 +140,12 @@ def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
     out = []
     for name in tables:
         spec = source.tables[name]
+        disposition, key = spec.resolved(name)
         resource = dlt.resource(
             _reader(source, name),
             name=name,
-            write_disposition=spec.write_disposition,
-            primary_key=list(spec.primary_key),
+            write_disposition=disposition,
+            primary_key=list(key),
         )
         if spec.cursor:
             resource.apply_hints(incremental=dlt.sources.incremental(spec.cursor, lag=spec.lag))

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from headwater.settings import PROJECT_ROOT
-from ingest.errors import SpecError
-from ingest.spec import load_sources, parse_sources
+from ingest.errors import IngestError, SpecError
+from ingest.spec import TableSpec, load_sources, parse_sources
 
 pytestmark = pytest.mark.unit
 
@@ -31,7 +31,8 @@ def test_valid_file_parses_with_environment_interpolated() -> None:
     assert shop.connection == "postgresql://reader:pw@db/shop"
     assert shop.tables["orders"].write_disposition == "merge"
     assert shop.tables["customers"].primary_key == ("id", "region")
-    assert shop.tables["customers"].write_disposition == "append"
+    assert shop.tables["customers"].write_disposition is None
+    assert shop.tables["customers"].resolved("customers") == ("merge", ("id", "region"))
     web = spec.sources["web"]
     assert web.tables["events"].path == "/data/events.jsonl"
     assert web.file_format("events") == "jsonl"
@@ -196,8 +197,9 @@ def test_an_empty_table_entry_means_all_defaults() -> None:
     spec = parse_sources(DB + "    tables:\n      orders:\n      customers:\n", env={})
     tables = spec.sources["shop"].tables
     assert set(tables) == {"orders", "customers"}
-    assert tables["orders"].write_disposition == "append"
+    assert tables["orders"].write_disposition is None
     assert tables["orders"].primary_key == ()
+    assert tables["orders"].resolved("orders") == ("replace", ())
 
 
 @pytest.mark.parametrize(
@@ -216,3 +218,27 @@ def test_references_expand_once_and_environment_values_are_never_expanded_again(
     text = f'sources:\n  shop:\n    kind: database\n    connection: "{value}"\n'
     spec = parse_sources(text + "    tables: {a: {}}\n", env=env)
     assert spec.sources["shop"].connection == expected
+
+
+@pytest.mark.parametrize(
+    ("entry", "reflected", "expected"),
+    [
+        ({}, (), ("replace", ())),
+        ({}, ("id",), ("merge", ("id",))),
+        ({"primary_key": "code"}, ("id",), ("merge", ("code",))),
+        ({"cursor": "updated_at"}, ("id",), ("merge", ("id",))),
+        ({"write_disposition": "append", "cursor": "at"}, (), ("append", ())),
+        ({"write_disposition": "replace"}, ("id",), ("replace", ("id",))),
+    ],
+)
+def test_defaults_never_duplicate_rows(
+    entry: dict[str, object], reflected: tuple[str, ...], expected: tuple[str, tuple[str, ...]]
+) -> None:
+    assert TableSpec.model_validate(entry).resolved("t", reflected) == expected
+
+
+def test_a_cursor_without_any_key_must_say_append() -> None:
+    with pytest.raises(IngestError) as caught:
+        TableSpec.model_validate({"cursor": "updated_at"}).resolved("events")
+    assert "table 'events' has a cursor but no primary key" in caught.value.message
+    assert caught.value.hint == "declare primary_key, or set write_disposition: append"
