@@ -124,8 +124,9 @@ class AuthService:
         """Tokens for the active user with these credentials.
 
         Unknown email, wrong password and inactive account answer the same, after
-        the same hashing work, so that a caller cannot tell them apart; failures
-        count against the account (whether it exists or not) and the address.
+        the same hashing work, so that a caller cannot tell them apart. Every
+        attempt counts against the address and the account (whether it exists or
+        not) before the password is checked; a success clears the account's count.
 
         Raises:
             TooManyRequests: the address or the account is throttled.
