@@ -1,4 +1,7 @@
-"""Cached JSON answers of read endpoints, keyed by path and query, dropped on writes."""
+"""Cached JSON answers of read endpoints, keyed by path and query.
+
+They live for ``HEADWATER_CACHE_TTL_SECONDS``; in Redis, the process that changes the
+data behind a namespace drops them at once (:func:`headwater.cache.invalidate`)."""
 
 from __future__ import annotations
 
@@ -58,9 +61,3 @@ async def cached_json(
     response = Response(content=body, media_type="application/json", headers={"x-cache": state})
     return cast("Response[T]", response)
 
-
-async def invalidate(request: Request[Any, Any, Any], *namespaces: str) -> None:
-    """Drop the cached answers of ``namespaces`` after a write."""
-    kv: KeyValueStore = request.app.state.kv
-    for namespace in namespaces:
-        await kv.cache_invalidate(namespace)

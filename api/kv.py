@@ -41,7 +41,6 @@ class MemoryStore:
     ) -> None:
         self._values: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._counters: dict[str, tuple[float, int]] = {}
-        self._indexes: dict[str, set[str]] = {}
         self._bytes = 0
         self._max_entries = max_entries
         self._max_bytes = max_bytes
@@ -56,14 +55,12 @@ class MemoryStore:
         self._values.move_to_end(key)
         return item[1]
 
-    def set(self, key: str, value: bytes, ttl: float, now: float, index: str | None) -> None:
+    def set(self, key: str, value: bytes, ttl: float, now: float) -> None:
         if len(value) > self._max_bytes // 16:
             return  # one huge answer must not evict everything else
         self._drop(key)
         self._values[key] = (now + ttl, value)
         self._bytes += len(value)
-        if index is not None:
-            self._indexes.setdefault(index, set()).add(key)
         while len(self._values) > self._max_entries or self._bytes > self._max_bytes:
             self._drop(next(iter(self._values)))
 
@@ -71,10 +68,6 @@ class MemoryStore:
         item = self._values.pop(key, None)
         if item is not None:
             self._bytes -= len(item[1])
-
-    def drop_index(self, index: str) -> None:
-        for key in self._indexes.pop(index, set()):
-            self._drop(key)
 
     def hit(self, key: str, window: int, now: float) -> tuple[int, float]:
         """Count one event in the fixed window of ``key``: (count so far, seconds left)."""
@@ -192,24 +185,9 @@ class KeyValueStore:
             await pipe.execute()
 
         def local() -> None:
-            self.memory.set(full, value, ttl, time.monotonic(), index)
+            self.memory.set(full, value, ttl, time.monotonic())
 
         await self._call(remote, local)
-
-    async def cache_invalidate(self, namespace: str) -> None:
-        """Drop every entry of ``namespace`` here and, when reachable, in Redis."""
-        index = index_key(namespace)
-        self.memory.drop_index(index)
-
-        async def remote(r: aioredis.Redis) -> None:
-            keys = await r.smembers(index)
-            pipe = r.pipeline(transaction=False)
-            if keys:
-                pipe.delete(*keys)
-            pipe.delete(index)
-            await pipe.execute()
-
-        await self._call(remote, lambda: None)
 
     # -- rate-limit counters -----------------------------------------------------------
 
