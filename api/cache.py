@@ -60,4 +60,3 @@ async def cached_json(
             await kv.cache_set(namespace, key, body, ttl)
     response = Response(content=body, media_type="application/json", headers={"x-cache": state})
     return cast("Response[T]", response)
-

@@ -19,7 +19,7 @@ from api.errors import InvalidInput
 from api.openapi import error_responses
 from api.routing import get
 from api.schemas import NO_NUL, Page, bounded
-from api.users.services import aware
+from headwater.db import as_utc
 
 MAX_PAGE_SIZE = 500
 
@@ -42,7 +42,7 @@ def rfc3339(name: str, value: str | None) -> datetime | None:
 def entry_out(entry: AuditEntry) -> AuditEntryOut:
     return AuditEntryOut(
         id=entry.id,
-        at=aware(entry.at) or entry.at,
+        at=as_utc(entry.at),
         actor_id=entry.actor_id,
         actor_email=entry.actor_email,
         action=entry.action,

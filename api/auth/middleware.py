@@ -31,7 +31,7 @@ from api.auth.schemas import CurrentUser
 from api.auth.tokens import AccessTokenVerifier, Claims, InvalidToken, bearer_token
 from api.db import Database
 from api.errors import AuthenticationFailed, ServiceUnavailable
-from headwater.db import sqlite_path
+from headwater.db import as_utc, sqlite_path
 
 INVALID_TOKEN = "Invalid or expired token"  # noqa: S105 - a message
 STATE_QUERY = (
@@ -48,7 +48,7 @@ def when(value: object) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return as_utc(value)
     return _parse_utc(str(value))
 
 
@@ -56,8 +56,7 @@ def when(value: object) -> datetime | None:
 def _parse_utc(text: str) -> datetime:
     # The same few timestamps (session expiry, user creation, last login) come back on
     # every request of a user: parse each once.
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(text))
 
 
 class Authenticator:

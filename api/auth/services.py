@@ -29,7 +29,7 @@ from api.kv import KeyValueStore
 from api.metrics import LOGIN_FAILURES, RATE_LIMITED
 from api.users.models import User
 from api.users.services import find_by_email, normalize_email
-from headwater.db import utcnow
+from headwater.db import as_utc, utcnow
 from headwater.settings import Settings
 
 logger = logging.getLogger("headwater.api.auth")
@@ -53,14 +53,10 @@ class _Candidate:
     active: bool
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _token_pair(settings: Settings, user: User, session: AuthSession) -> LoginResponse:
     secret = settings.jwt_secret()
     access_ttl = settings.jwt_ttl_minutes * 60
-    refresh_ttl = max(1, int((_aware(session.expires_at) - datetime.now(UTC)).total_seconds()))
+    refresh_ttl = max(1, int((as_utc(session.expires_at) - datetime.now(UTC)).total_seconds()))
     access = tokens.encode(
         secret=secret,
         token_type="access",  # noqa: S106 - a token kind
@@ -223,7 +219,7 @@ class AuthService:
             user = session.get(User, claims.user_id)
             if login is None or user is None or login.user_id != user.id:
                 return None
-            if login.revoked_at is not None or _aware(login.expires_at) <= datetime.now(UTC):
+            if login.revoked_at is not None or as_utc(login.expires_at) <= datetime.now(UTC):
                 return None
             new_jti = tokens.new_id()
             result: CursorResult[Any] = session.execute(  # type: ignore[assignment]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
@@ -13,11 +12,7 @@ from api.catalog.schemas import ColumnOut, DatasetOut
 from api.errors import NotFound
 from api.schemas import Page
 from catalog.models import Dataset, LineageEdge
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were stored as UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+from headwater.db import as_utc
 
 
 def _neighbours(
@@ -58,7 +53,7 @@ def _to_out(
         table_name=dataset.table_name,
         description=dataset.description,
         row_count=dataset.row_count,
-        updated_at=_aware(dataset.updated_at),
+        updated_at=as_utc(dataset.updated_at),
         columns=[
             ColumnOut(
                 name=column.name,

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.health.schemas import CheckResult, ReadinessChecks, ReadinessResponse, WarehouseCheck
 from api.kv import KeyValueStore
 from catalog.models import Dataset
-from headwater.db import get_engine, session_scope, sqlite_path
+from headwater.db import as_utc, get_engine, session_scope, sqlite_path
 from headwater.migrate import current_revision
 from headwater.settings import PROJECT_ROOT, Settings
 from headwater.warehouse import connect_postgres
@@ -59,12 +59,6 @@ def check_metadata_store(settings: Settings) -> CheckResult:
     return CheckResult("ok", f"{backend} metadata store at revision {revision}")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def last_load_at(settings: Settings) -> datetime | None:
     """The newest change of a raw (loaded) dataset the catalog knows."""
     path = sqlite_path(settings.metadata_url)
@@ -77,7 +71,7 @@ def last_load_at(settings: Settings) -> datetime | None:
             )
     except SQLAlchemyError:
         return None
-    return _aware(value)
+    return as_utc(value)
 
 
 def last_build_at(settings: Settings) -> datetime | None:
@@ -88,7 +82,7 @@ def last_build_at(settings: Settings) -> datetime | None:
             generated = json.loads((folder / "run_results.json").read_text())["metadata"][
                 "generated_at"
             ]
-            moment = _aware(datetime.fromisoformat(str(generated).replace("Z", "+00:00")))
+            moment = as_utc(datetime.fromisoformat(str(generated).replace("Z", "+00:00")))
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if moment is not None and (newest is None or moment > newest):

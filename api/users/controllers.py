@@ -31,6 +31,7 @@ from api.users.schemas import (
     UserCreated,
     UserOut,
 )
+from headwater.db import as_utc
 
 MAX_PAGE_SIZE = 200
 UserId = Annotated[int, bounded("User id.")]
@@ -43,8 +44,8 @@ def user_out(user: User) -> UserOut:
         name=user.name,
         role=user.role,  # type: ignore[arg-type]
         is_active=user.is_active,
-        created_at=services.aware(user.created_at),
-        last_login_at=services.aware(user.last_login_at),
+        created_at=as_utc(user.created_at),
+        last_login_at=as_utc(user.last_login_at),
     )
 
 

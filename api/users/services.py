@@ -12,7 +12,6 @@ import secrets
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, func, or_, select, update
@@ -35,13 +34,6 @@ MAX_NAME_LENGTH = 200
 _EMAIL = re.compile(EMAIL_PATTERN)
 SYSTEM = Actor(user_id=None, email=None)
 """The actor of changes made by Headwater itself (the first admin)."""
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back without a zone; they were stored as UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
