@@ -194,14 +194,16 @@ class Settings(BaseSettings):
         The home holds the signing key, the SQLite metadata store (password hashes)
         and the warehouse; nobody but its owner has business reading them.
         """
+        from headwater.db import restrict_file, sqlite_path
+
         home = self.home_dir
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         if home.stat().st_mode & 0o077:
             home.chmod(0o700)
-        for secret in (home / "secret_key", home / "headwater.db"):
-            for path in (secret, Path(f"{secret}-wal"), Path(f"{secret}-shm")):
-                if path.exists() and path.stat().st_mode & 0o077:
-                    path.chmod(0o600)
+        restrict_file(home / "secret_key")
+        store = sqlite_path(self.metadata_url)
+        if store is not None:
+            restrict_file(store)
 
     def tool_env(self) -> dict[str, str]:
         """Environment variables that dbt's profile and Dagster read, derived from settings."""
