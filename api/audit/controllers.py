@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller
 from litestar.params import Parameter
@@ -25,6 +25,13 @@ MAX_PAGE_SIZE = 500
 
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _moment(description: str) -> Any:
+    """A date-time query parameter, read as text and parsed strictly by :func:`rfc3339`."""
+    return Parameter(
+        max_length=40, pattern=NO_NUL, description=description, schema_extra={"format": "date-time"}
+    )
 
 
 def rfc3339(name: str, value: str | None) -> datetime | None:
@@ -85,24 +92,8 @@ class AuditController(Controller):
             str | None,
             Parameter(query="objectId", max_length=64, pattern=NO_NUL, description="Object id."),
         ] = None,
-        since: Annotated[
-            str | None,
-            Parameter(
-                max_length=40,
-                pattern=NO_NUL,
-                description="From this time on (RFC 3339).",
-                schema_extra={"format": "date-time"},
-            ),
-        ] = None,
-        until: Annotated[
-            str | None,
-            Parameter(
-                max_length=40,
-                pattern=NO_NUL,
-                description="Before this time (RFC 3339).",
-                schema_extra={"format": "date-time"},
-            ),
-        ] = None,
+        since: Annotated[str | None, _moment("From this time on (RFC 3339).")] = None,
+        until: Annotated[str | None, _moment("Before this time (RFC 3339).")] = None,
     ) -> Page[AuditEntryOut]:
         since_at, until_at = rfc3339("since", since), rfc3339("until", until)
 

@@ -93,11 +93,13 @@ def last_build_at(settings: Settings) -> datetime | None:
 def check_duckdb(settings: Settings) -> WarehouseCheck:
     """What is known of the DuckDB file, without opening it."""
     path: Path = settings.duckdb_path
-    loaded, built = last_load_at(settings), last_build_at(settings)
     if not path.exists():
         return WarehouseCheck("missing", "DuckDB warehouse file does not exist yet")
     return WarehouseCheck(
-        "ok", "DuckDB warehouse file present", last_load_at=loaded, last_build_at=built
+        "ok",
+        "DuckDB warehouse file present",
+        last_load_at=last_load_at(settings),
+        last_build_at=last_build_at(settings),
     )
 
 
