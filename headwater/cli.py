@@ -238,9 +238,7 @@ def run_ingest(
     declared = load_declared(settings)
     marker = reload_marker(settings)
     stale = (
-        {n for n, s in declared.sources.items() if _reads_sample(settings, s)}
-        if marker.exists()
-        else set()
+        {n for n, s in declared.items() if _reads_sample(settings, s)} if marker.exists() else set()
     )
     selected = select_sources(declared, names)
     for name, source in selected.items():

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(
         default=None, description="JWT signing key. Default: generated once into HEADWATER_HOME."
     )
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys that encrypt stored credentials (comma separated Fernet keys, the "
+        "first encrypts). Default: a key file generated into HEADWATER_HOME.",
+    )
+    data_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders file sources may read (comma separated). Default: the project "
+        "and HEADWATER_HOME.",
+    )
     jwt_ttl_minutes: int = Field(
         default=15, gt=0, le=15, description="Access token lifetime (at most 15 minutes)."
     )
@@ -90,7 +100,7 @@ class Settings(BaseSettings):
     sample_scale: float = Field(default=1.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "data_dirs", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -201,6 +211,7 @@ class Settings(BaseSettings):
         if home.stat().st_mode & 0o077:
             home.chmod(0o700)
         restrict_file(home / "secret_key")
+        restrict_file(home / "secret_keys")
         store = sqlite_path(self.metadata_url)
         if store is not None:
             restrict_file(store)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from headwater.db import utcnow
 from headwater.warehouse import wait_for_warehouse
 from ingest.errors import IngestError, SourceNotFound
-from ingest.spec import SourcesFile, SourceSpec, load_sources
+from ingest.spec import SourceSpec
 
 if TYPE_CHECKING:
     from dlt import Pipeline
@@ -63,21 +64,25 @@ def pipeline(settings: Settings, source: str) -> Pipeline:
     )
 
 
-def load_declared(settings: Settings) -> SourcesFile:
-    env = {**os.environ, "HEADWATER_HOME": str(settings.home_dir)}
-    return load_sources(settings.sources_file, env)
+def load_declared(settings: Settings) -> dict[str, SourceSpec]:
+    """Every source, from sources.yml and from the metadata store."""
+    from ingest.store import all_sources
+
+    return {name: declared.spec for name, declared in all_sources(settings).items()}
 
 
-def select_sources(declared: SourcesFile, names: list[str] | None) -> dict[str, SourceSpec]:
+def select_sources(
+    declared: dict[str, SourceSpec], names: list[str] | None
+) -> dict[str, SourceSpec]:
     if not names:
-        return dict(declared.sources)
-    unknown = [n for n in names if n not in declared.sources]
+        return dict(declared)
+    unknown = [n for n in names if n not in declared]
     if unknown:
         raise SourceNotFound(
             f"no source named {', '.join(unknown)}",
-            hint=f"declared sources: {', '.join(declared.sources)}",
+            hint=f"declared sources: {', '.join(declared) or 'none'}",
         )
-    return {n: declared.sources[n] for n in names}
+    return {n: declared[n] for n in names}
 
 
 def run_source(
@@ -96,8 +101,13 @@ def run_source(
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from ingest.sources import build_resources
+    from ingest.state import record_loads
+    from ingest.targets import check_targets
 
+    check_targets(settings, name, source)
     started = time.perf_counter()
+    started_at = utcnow()
+    selected = list(source.tables) if tables is None else tables
     resources = build_resources(source, tables)
     pipe = pipeline(settings, name)
     if pipe.has_pending_data:
@@ -126,9 +136,18 @@ def run_source(
             if trace is not None and trace.last_normalize_info is not None:
                 normalized = dict(trace.last_normalize_info.row_counts)
 
-    info = _load_or_raise(settings, name, source, attempt)
-    rows = {table: n for table, n in normalized.items() if not table.startswith("_dlt")}
+    try:
+        info = _load_or_raise(settings, name, source, attempt)
+    except IngestError as exc:
+        record_loads(
+            settings, name, dict.fromkeys(selected, 0), started_at=started_at, error=exc.message
+        )
+        raise
+    loaded = {table: n for table, n in normalized.items() if not table.startswith("_dlt")}
+    # Every selected table, those with no new rows included; child tables as dlt made them.
+    rows = {**dict.fromkeys(selected, 0), **loaded}
     load_id = info.loads_ids[-1] if info.loads_ids else None
+    record_loads(settings, name, rows, started_at=started_at, load_id=load_id)
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
     )
@@ -181,8 +200,7 @@ def run_all(
     settings: Settings, names: list[str] | None = None, *, full_refresh: bool = False
 ) -> list[LoadSummary]:
     """Load every declared source (or the named ones), in declaration order."""
-    declared = load_declared(settings)
     return [
         run_source(settings, n, s, full_refresh=full_refresh)
-        for n, s in select_sources(declared, names).items()
+        for n, s in select_sources(load_declared(settings), names).items()
     ]

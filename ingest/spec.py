@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ingest.errors import IngestError, SpecError
 
@@ -157,6 +159,13 @@ class SourceSpec(_Strict):
         if self.kind == "database":
             if not self.connection:
                 raise ValueError("a 'database' source needs a 'connection' URL")
+            try:
+                make_url(self.connection)
+            except ArgumentError:
+                raise ValueError(
+                    "the connection is not a database URL (e.g. "
+                    "postgresql://user:${PASSWORD}@host:5432/db)"
+                ) from None
             for name, table in self.tables.items():
                 if table.path or table.sheet or table.format or table.csv_options_set():
                     raise ValueError(
@@ -350,27 +359,78 @@ def parse_sources(
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise SpecError(f"{origin}:1: expected a mapping with a 'sources' key")
+    clear = _clear_text_passwords(data)
+    if clear:
+        raise SpecError(
+            "\n".join(
+                f"{origin}:{lines.get(path, 1)}: {'.'.join(map(str, path))}: the connection "
+                "holds a clear-text password; a sources file is reviewed and shared"
+                for path in clear
+            ),
+            hint="write ${NAME_PASSWORD} in its place and set that variable in the "
+            "environment (or store the source through the API, which encrypts it)",
+        )
     # Interpolate first, so that validation sees the values the loads will use.
     data = _interpolate(data, os.environ if env is None else env, (), lines, origin)
     try:
-        spec = SourcesFile.model_validate(data)
+        return SourcesFile.model_validate(data)
     except ValidationError as exc:
-        messages = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            # Find the deepest location that exists in the document for its line number.
-            lineno = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
-            dotted = ".".join(str(part) for part in loc)
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown field (check the spelling)"
-            elif error["type"] in ("model_type", "model_attributes_type", "dict_type"):
-                message = "expected a mapping of settings, e.g. {primary_key: id}"
-            elif error["type"] == "literal_error":
-                message = f"{message} (got {error['input']!r})"
-            messages.append(f"{origin}:{lineno}: {dotted}: {message}")
-        raise SpecError("\n".join(messages)) from None
-    return spec
+        raise SpecError(
+            "\n".join(
+                f"{origin}:{_deepest_line(lines, loc)}: {message}"
+                for loc, message in validation_messages(exc)
+            )
+        ) from None
+
+
+def _deepest_line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int:
+    """The line of the deepest part of ``loc`` that exists in the document."""
+    return next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), 1)
+
+
+def validation_messages(
+    exc: ValidationError, rename: Callable[[str], str] = str
+) -> list[tuple[tuple[Any, ...], str]]:
+    """(location, "dotted.path: what is wrong") for each error, in the user's words.
+
+    ``rename`` spells field names as the user wrote them (camelCase on the wire);
+    no internal class name ever appears.
+    """
+    out = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        dotted = ".".join(rename(part) if isinstance(part, str) else str(part) for part in loc)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling)"
+        elif error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            message = "expected a mapping of settings, e.g. {primary_key: id}"
+        elif error["type"] == "literal_error":
+            message = f"{message} (got {error['input']!r})"
+        out.append((loc, f"{dotted}: {message}" if dotted else message))
+    return out
+
+
+# scheme://user:password@ — the password is what lies between the first ':' after
+# '//' and the last '@' before the host.
+_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:(?P<password>.*)@[^@]*$")
+_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-)?\}")
+
+
+def _clear_text_passwords(data: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Paths of connections whose password is written out rather than a ``${VAR}``."""
+    sources = data.get("sources")
+    if not isinstance(sources, dict):
+        return []
+    found = []
+    for name, source in sources.items():
+        connection = source.get("connection") if isinstance(source, dict) else None
+        if not isinstance(connection, str):
+            continue
+        match = _URL_PASSWORD.match(connection)
+        if match and _REFERENCE.sub("", match.group("password")):
+            found.append(("sources", name, "connection"))
+    return found
 
 
 def load_sources(path: Path, env: Mapping[str, str] | None = None) -> SourcesFile:

@@ -115,7 +115,7 @@ def build_definitions(settings: Settings) -> Definitions:
     project = dbt_project(settings)
     ingest_assets = [
         dlt_source_assets(settings, name, source)
-        for name, source in load_declared(settings).sources.items()
+        for name, source in load_declared(settings).items()
     ]
     full_pipeline = define_asset_job(
         "full_pipeline",

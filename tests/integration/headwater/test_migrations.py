@@ -15,17 +15,19 @@ import api.audit.models
 import api.auth.models
 import api.users.models
 import catalog.models
+import ingest.models
 from headwater.db import Base, get_engine
 from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0002"
+HEAD = "0003"
 MODELS = (
     api.users.models,
     api.auth.models,
     api.audit.models,
     catalog.models,
+    ingest.models,
 )  # every package's tables registered on Base
 
 

@@ -108,8 +108,8 @@ def test_database_source_loads_incrementally(
 
 
 def test_unreachable_database_error_hides_the_password(tmp_path: Path) -> None:
-    spec = shop_spec("postgresql://reader:s3cret-pw@127.0.0.1:1/shop")
-    source = parse_sources(spec, env={}).sources["shop"]
+    spec = shop_spec("postgresql://reader:${SHOP_PASSWORD}@127.0.0.1:1/shop")
+    source = parse_sources(spec, env={"SHOP_PASSWORD": "s3cret-pw"}).sources["shop"]
     with pytest.raises(IngestError) as info:
         check_connection(source)
     assert "cannot connect to postgresql+psycopg2://reader:***@127.0.0.1:1/shop" in str(info.value)

@@ -47,7 +47,7 @@ def test_loading_twice_with_defaults_duplicates_nothing(tmp_path: Path) -> None:
         f"      rates: {{path: '{tmp_path / 'rates.csv'}', primary_key: code}}\n"
     )
     sources = parse_sources(text, env={}).sources
-    settings = make_settings(tmp_path / "home")
+    settings = make_settings(tmp_path / "home", data_dirs=[tmp_path])
     for _ in range(2):
         run_source(settings, "shop", sources["shop"])
         run_source(settings, "rates", sources["rates"])

@@ -208,8 +208,8 @@ def test_an_empty_table_entry_means_all_defaults() -> None:
         ("${URL:-sqlite:///${HOME_DIR}/shop.db}", {"HOME_DIR": "/h"}, "sqlite:////h/shop.db"),
         ("${URL:-sqlite:///${UNSET}/shop.db}", {"URL": "postgresql://db/x"}, "postgresql://db/x"),
         ("postgresql://u:${PW}@db/x", {"PW": "p${A}ss"}, "postgresql://u:p${A}ss@db/x"),
-        ("costs $5 ${", {}, "costs $5 ${"),
-        ("pre-${A:-}-post", {}, "pre--post"),
+        ("sqlite:///costs $5 ${", {}, "sqlite:///costs $5 ${"),
+        ("sqlite:///pre-${A:-}-post", {}, "sqlite:///pre--post"),
     ],
 )
 def test_references_expand_once_and_environment_values_are_never_expanded_again(
@@ -242,3 +242,43 @@ def test_a_cursor_without_any_key_must_say_append() -> None:
         TableSpec.model_validate({"cursor": "updated_at"}).resolved("events")
     assert "table 'events' has a cursor but no primary key" in caught.value.message
     assert caught.value.hint == "declare primary_key, or set write_disposition: append"
+
+
+def one_database(connection: str) -> str:
+    head = "sources:\n  shop:\n    kind: database\n"
+    return f"{head}    connection: '{connection}'\n    tables: {{t: }}\n"
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "postgresql://reader:hunter2@db/shop",
+        "mysql+pymysql://root:pa${X}ss@db/shop",
+        "postgresql://reader:${PW:-fallback}@db/shop",
+    ],
+)
+def test_a_clear_text_password_is_refused_without_showing_it(connection: str) -> None:
+    text = one_database(connection)
+    with pytest.raises(SpecError) as info:
+        parse_sources(text, "s.yml", env={"X": "x", "PW": "p"})
+    message = str(info.value)
+    assert message.startswith("s.yml:4: sources.shop.connection: the connection holds a clear-text")
+    assert "${NAME_PASSWORD}" in message
+    for secret in ("hunter2", "pa", "fallback"):
+        assert f":{secret}" not in message
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "postgresql://reader:${SHOP_PASSWORD}@db/shop",
+        "postgresql://reader:${SHOP_PASSWORD:-}@db:5432/shop",
+        "postgresql://reader@db:5432/shop",
+        "${SHOP_URL}",
+        "sqlite:///data/shop.db",
+    ],
+)
+def test_passwords_from_the_environment_are_accepted(connection: str) -> None:
+    text = one_database(connection)
+    env = {"SHOP_PASSWORD": "pw", "SHOP_URL": "postgresql://u:p@db/x"}
+    assert parse_sources(text, "s.yml", env=env).sources["shop"].connection
