@@ -33,6 +33,7 @@ from api.http import add_response_headers, allowed_methods
 from api.kv import KeyValueStore
 from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
+from api.sources.controllers import ConnectionTests, SourcesController
 from api.users.controllers import UsersController
 from headwater.settings import Settings, get_settings
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             MetricsController,
             AuthController,
             UsersController,
+            SourcesController,
             CatalogController,
             AuditController,
             assets_router(),
@@ -90,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "database": constant(database),
             "hashing": constant(hashing),
             "auth_service": constant(auth_service),
+            "connection_tests": constant(ConnectionTests()),
         },
         middleware=[
             metrics_middleware,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import swagger_ui  # type: ignore[import-untyped]
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -66,25 +67,54 @@ def assets_router() -> ControllerRouterHandler:
     )
 
 
-def tighten_schema(app: Litestar) -> None:
-    """Say in the document what the request bodies enforce and Litestar does not write.
+def _structs(node: object, found: dict[str, type]) -> None:
+    """Every Struct class reachable from a ``msgspec.inspect`` type node, by name."""
+    if isinstance(node, msgspec.inspect.StructType):
+        if node.cls.__name__ in found:
+            return
+        found[node.cls.__name__] = node.cls
+    if isinstance(node, msgspec.Struct):
+        for name in node.__struct_fields__:
+            value = getattr(node, name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, msgspec.inspect.Type | msgspec.inspect.Field):
+                    _structs(item, found)
 
-    Bodies that refuse unknown fields get ``additionalProperties: false``; fields
-    that need another (``UpdateMeRequest.password`` needs ``currentPassword``)
-    get ``dependentRequired``. Schema-driven clients and fuzzers then generate
-    what the API really accepts.
+
+def tighten_schema(app: Litestar) -> None:
+    """Document request bodies exactly as they are decoded.
+
+    Litestar's generated schemas drop constraints of nested and optional types
+    (a length inside a list, a minimum on an optional number, the names a mapping
+    allows). The decoder is msgspec, so each body type, and every type inside it,
+    is documented by msgspec's own JSON Schema, plus what msgspec does not write:
+    ``additionalProperties: false`` for bodies that refuse unknown fields and
+    ``dependentRequired`` for fields that need another
+    (``UpdateMeRequest.password`` needs ``currentPassword``). Schema-driven clients
+    and fuzzers then generate what the API really accepts.
     """
-    components = app.openapi_schema.components.schemas or {}
+    components = app.openapi_schema.components.schemas
+    if components is None:
+        return
+    bodies = []
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
             parameter = handler.parsed_fn_signature.parameters.get("data")
             body = getattr(parameter, "annotation", None)
-            config = getattr(body, "__struct_config__", None)
-            schema = components.get(getattr(body, "__name__", ""))
-            if config is None or schema is None:
-                continue
-            if config.forbid_unknown_fields:
-                schema.additional_properties = False
-            dependent = getattr(body, "dependent_required", None)
-            if dependent:
-                schema.dependent_required = dependent
+            if getattr(body, "__struct_config__", None) is not None:
+                bodies.append(body)
+    if not bodies:
+        return
+    classes: dict[str, type] = {}
+    for info in msgspec.inspect.multi_type_info(bodies):
+        _structs(info, classes)
+    _, exact = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
+    for name, schema in exact.items():
+        cls = classes.get(name)
+        config = getattr(cls, "__struct_config__", None)
+        if config is not None and config.forbid_unknown_fields:
+            schema["additionalProperties"] = False
+        dependent = getattr(cls, "dependent_required", None)
+        if dependent:
+            schema["dependentRequired"] = dependent
+        components[name] = schema

@@ -26,6 +26,8 @@ from api.schemas import ErrorBody, ErrorResponse
 from catalog.errors import CatalogError
 from headwater.errors import HeadwaterError
 from ingest.errors import SourceNotFound, SpecError
+from ingest.store import ReadOnlySource, SourceExists
+from ingest.targets import UnsafeTarget
 
 logger = logging.getLogger("headwater.api")
 
@@ -81,7 +83,10 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     PermissionDenied: 403,
     NotFound: 404,
     SourceNotFound: 404,
+    UnsafeTarget: 400,
     Conflict: 409,
+    SourceExists: 409,
+    ReadOnlySource: 409,
     TooManyRequests: 429,
     ServiceUnavailable: 503,
 }

@@ -90,12 +90,12 @@ def mask_url(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError:
         return MASK
-    if parsed.password:
-        parsed = parsed.set(password=MASK)
     query = {
         key: MASK if SENSITIVE_QUERY.search(key) else value for key, value in parsed.query.items()
     }
-    return parsed.set(query=query).render_as_string(hide_password=False)
+    # hide_password writes the password as the mask; the mask in the query is unescaped.
+    rendered = parsed.set(query=query).render_as_string(hide_password=True)
+    return rendered.replace("%2A%2A%2A", MASK)
 
 
 def unmask(new: str, old: str | None) -> str:

@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from ingest.spec import SourceSpec
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
-DNS_TIMEOUT_SECONDS = 2.0
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
@@ -56,6 +56,10 @@ def _private_state(settings: Settings) -> list[Path]:
     return paths
 
 
+PRIVATE_NAMES = (".env", ".git")
+"""Names (and ``.env.*``) no source reads wherever they are: settings and history."""
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -63,6 +67,9 @@ def _inside(path: Path, folder: Path) -> bool:
 def check_path(settings: Settings, path: str, what: str) -> None:
     """Raises UnsafeTarget unless ``path`` (symlinks followed) lies in a data directory."""
     real = Path(path).expanduser().resolve()
+    for part in real.parts:
+        if part in PRIVATE_NAMES or part.startswith(".env."):
+            raise UnsafeTarget(f"{what} {path!r} is a settings or version-control file")
     for private in _private_state(settings):
         for candidate in (private, Path(f"{private}-wal"), Path(f"{private}-shm")):
             if _inside(real, candidate.resolve()):
@@ -81,14 +88,10 @@ def _addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         return {ipaddress.ip_address(host.strip("[]"))}
     except ValueError:
         pass
-    previous = socket.getdefaulttimeout()
     try:
-        socket.setdefaulttimeout(DNS_TIMEOUT_SECONDS)
         infos = socket.getaddrinfo(host, None)
-    except OSError:
+    except (OSError, UnicodeError):
         return set()  # unresolvable: the connection itself will fail, and say so
-    finally:
-        socket.setdefaulttimeout(previous)
     return {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
 
 
@@ -115,8 +118,12 @@ def check_connection_target(settings: Settings, connection: str) -> None:
     except ArgumentError:
         return  # the spec's own validation reports a malformed URL
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            check_path(settings, url.database, "database file")
+        database = url.database or ""
+        if database.startswith("file:"):  # an SQLite URI filename: file:/path?mode=ro
+            database = unquote(database.removeprefix("file:").split("?", 1)[0])
+            database = database.removeprefix("//localhost").removeprefix("//")
+        if database and database != ":memory:":
+            check_path(settings, database, "database file")
         return
     host = (url.host or "").lower().rstrip(".")
     if host in METADATA_HOSTS or any(_forbidden_address(a) for a in _addresses(host or "")):

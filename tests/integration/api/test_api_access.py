@@ -141,6 +141,8 @@ SELF = "self"  # the caller's own account
 OTHER_ACCOUNT = "other"  # another user's account
 MISSING = "missing"  # an id no object has
 SHARED = "shared"  # an object every reader may see (a catalog dataset)
+DECLARED = "declared"  # a source from sources.yml (read-only through the API)
+STORED = "stored"  # a source stored through the API
 
 
 def row(**statuses: int) -> dict[str, int]:
@@ -176,6 +178,31 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         MISSING: row(anonymous=401, viewer=404, user=404, admin=404),
     },
     ("GET", "/api/audit-log"): {NONE: row(anonymous=401, viewer=403, user=403, admin=200)},
+    ("GET", "/api/sources"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("POST", "/api/sources"): {NONE: row(anonymous=401, viewer=403, user=403, admin=201)},
+    ("GET", "/api/sources/{name:str}"): {
+        DECLARED: row(anonymous=401, viewer=200, user=200, admin=200),
+        STORED: row(viewer=200, user=200, admin=200),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
+    ("PATCH", "/api/sources/{name:str}"): {
+        DECLARED: row(anonymous=401, viewer=403, user=403, admin=409),
+        STORED: row(viewer=403, user=403, admin=200),
+        MISSING: row(viewer=403, user=403, admin=404),
+    },
+    ("DELETE", "/api/sources/{name:str}"): {
+        DECLARED: row(anonymous=401, viewer=403, user=403, admin=409),
+        STORED: row(viewer=403, user=403, admin=204),
+        MISSING: row(viewer=403, user=403, admin=404),
+    },
+    ("POST", "/api/sources/{name:str}/test"): {
+        DECLARED: row(anonymous=401, viewer=403, user=200, admin=200),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("GET", "/api/sources/{name:str}/state"): {
+        DECLARED: row(anonymous=401, viewer=200, user=200, admin=200),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
 }
 CASES = [
     (method, path, target, role, status)
@@ -206,6 +233,7 @@ class World:
     client: Client
     ids: dict[str, int]
     dataset_id: int
+    stored_source: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +255,8 @@ def world(
     ids = {role: by_email[account.email] for role, account in ACCOUNTS.items()}
     ids["other"] = by_email[OTHER.email]
     with TestClient(create_app(settings)) as test_client:
-        yield World(test_client, ids, datasets["marts.customer_revenue"])
+        world = World(test_client, ids, datasets["marts.customer_revenue"])
+        yield World(test_client, ids, world.dataset_id, _store_source(world))
 
 
 def _sign_in(client: Client, account: Account) -> dict[str, Any]:
@@ -253,7 +282,17 @@ def _body(method: str, path: str, account: Account, client: Client) -> dict[str,
         return {"name": "Renamed By Admin"}
     if (method, path) == ("POST", "/api/users/{user_id:int}/password"):
         return {"password": PASSWORD}  # the same one, so later cases still sign in
+    if (method, path) == ("POST", "/api/sources"):
+        return _new_source()
+    if (method, path) == ("PATCH", "/api/sources/{name:str}"):
+        return {"description": "Changed"}
     return None
+
+
+def _new_source() -> dict[str, Any]:
+    """A valid stored source (a file in the project's folder: inside the data directories)."""
+    name = f"s_{uuid.uuid4().hex[:12]}"
+    return {"name": name, "kind": "file", "tables": {"t": {"path": "data/t.csv"}}}
 
 
 def _url(world: World, path: str, role: str, target: str) -> str:
@@ -265,7 +304,22 @@ def _url(world: World, path: str, role: str, target: str) -> str:
     if "{dataset_id:int}" in path:
         dataset_id = world.dataset_id if target == SHARED else MISSING_ID
         return path.replace("{dataset_id:int}", str(dataset_id))
+    if "{name:str}" in path:
+        name = {DECLARED: "shop", STORED: world.stored_source}.get(target, "no_such_source")
+        if target == STORED and path.endswith("{name:str}") and role == "admin":
+            name = _store_source(world)  # a delete must not take the shared one away
+        return path.replace("{name:str}", name)
     return path
+
+
+def _store_source(world: World) -> str:
+    token = _sign_in(world.client, ADMIN)["accessToken"]
+    body = _new_source()
+    response = world.client.post(
+        "/api/sources", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 201, response.text
+    return str(body["name"])
 
 
 @pytest.mark.parametrize(

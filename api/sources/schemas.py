@@ -1,0 +1,102 @@
+"""Wire types of the sources domain: a source has the fields of a sources.yml entry,
+in camelCase."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from api.schemas import NO_NUL
+
+SOURCE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+SourceName = Annotated[str, msgspec.Meta(pattern=SOURCE_NAME, max_length=63)]
+TableName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=NO_NUL)]
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
+Kind = Literal["database", "file"]
+Origin = Literal["file", "store"]
+
+
+class TableFields(msgspec.Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
+    """One table (database) or file (file source). Every field may be left out."""
+
+    write_disposition: Literal["append", "replace", "merge"] | None = None
+    """Unset: merge on the primary key (declared or reflected), else replace."""
+    primary_key: Annotated[list[Identifier], msgspec.Meta(max_length=32)] | None = None
+    cursor: Identifier | None = None
+    """Incremental cursor column."""
+    lag: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    path: Text | None = None
+    format: Literal["csv", "jsonl", "json", "excel"] | None = None
+    sheet: Identifier | None = None
+    delimiter: Annotated[str, msgspec.Meta(min_length=1, max_length=1)] | None = None
+    encoding: Identifier | None = None
+    header: bool | None = None
+    null_values: Annotated[list[Text], msgspec.Meta(max_length=64)] | None = None
+    source_table: Identifier | None = None
+
+
+Tables = Annotated[dict[TableName, TableFields], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class SourceIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    name: SourceName
+    """Also the warehouse schema (raw_<name>); it cannot change later."""
+    kind: Kind
+    tables: Tables
+    connection: Text | None = None
+    """Database URL; the password is stored encrypted and only ever shown masked."""
+    description: Text | None = None
+
+
+class SourceUpdate(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Fields given replace the stored ones. Send the masked connection back to keep
+    the stored password (host, port and user unchanged)."""
+
+    tables: Tables | msgspec.UnsetType = msgspec.UNSET
+    connection: Text | msgspec.UnsetType | None = msgspec.UNSET
+    description: Text | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class SourceOut(msgspec.Struct, rename="camel"):
+    name: str
+    kind: Kind
+    origin: Origin
+    """``file``: declared in sources.yml (change it through a pull request); ``store``:
+    written through the API or the CLI."""
+    read_only: bool
+    tables: dict[str, TableFields]
+    connection: str | None
+    """Masked: the password never leaves the server."""
+    description: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class ConnectionTest(msgspec.Struct, rename="camel"):
+    ok: bool
+    message: str
+    seconds: float
+
+
+class LastLoadOut(msgspec.Struct, rename="camel"):
+    status: Literal["loaded", "failed"]
+    rows: int
+    finished_at: datetime
+    load_id: str | None
+    error: str | None
+
+
+class TableStateOut(msgspec.Struct, rename="camel"):
+    table: str
+    cursor: str | None
+    cursor_value: str | None
+    """Where the next incremental load starts (null: it reads everything)."""
+    last_load: LastLoadOut | None
+
+
+class SourceState(msgspec.Struct, rename="camel"):
+    name: str
+    tables: list[TableStateOut]

@@ -1,0 +1,189 @@
+"""Sources through the API: the two homes listed together, stored ones changed with an
+audit entry in the same transaction. Every rule lives in ``ingest.store``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from api.audit.services import Actor, record
+from api.errors import ServiceUnavailable
+from api.schemas import Page
+from api.sources.schemas import (
+    ConnectionTest,
+    LastLoadOut,
+    SourceIn,
+    SourceOut,
+    SourceState,
+    SourceUpdate,
+    TableFields,
+    TableStateOut,
+)
+from ingest import store
+from ingest.errors import IngestError, SourceNotFound, SpecError
+from ingest.state import table_states
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from headwater.settings import Settings
+    from ingest.spec import TableSpec
+
+
+def table_fields(spec: TableSpec) -> TableFields:
+    values = spec.model_dump(mode="json", exclude_none=True)
+    values = {key: value for key, value in values.items() if value != []}
+    return TableFields(**values)
+
+
+def source_out(declared: store.Declared) -> SourceOut:
+    spec = store.masked(declared.spec)
+    return SourceOut(
+        name=declared.name,
+        kind=spec.kind,
+        origin=declared.origin,
+        read_only=declared.origin == "file",
+        tables={name: table_fields(table) for name, table in spec.tables.items()},
+        connection=spec.connection,
+        description=spec.description,
+        created_at=declared.created_at,
+        updated_at=declared.updated_at,
+    )
+
+
+def _snapshot(declared: store.Declared) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(source_out(declared))
+    return out
+
+
+def _tables_data(tables: dict[str, TableFields]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {
+            key: value for key, value in msgspec.structs.asdict(fields).items() if value is not None
+        }
+        for name, fields in tables.items()
+    }
+
+
+def _sources(settings: Settings, session: Session) -> dict[str, store.Declared]:
+    """Both homes; a broken sources file is the server's problem, not the request's."""
+    try:
+        return store.all_sources(settings, session)
+    except SpecError as exc:
+        raise ServiceUnavailable(f"The sources are misconfigured: {exc}") from None
+
+
+def list_sources(
+    settings: Settings,
+    session: Session,
+    *,
+    limit: int,
+    offset: int,
+    kind: str | None = None,
+    origin: str | None = None,
+    search: str | None = None,
+) -> Page[SourceOut]:
+    matches = [
+        declared
+        for declared in _sources(settings, session).values()
+        if (kind is None or declared.spec.kind == kind)
+        and (origin is None or declared.origin == origin)
+        and (
+            search is None
+            or search.lower() in declared.name
+            or search.lower() in (declared.spec.description or "").lower()
+        )
+    ]
+    page = [source_out(d) for d in matches[offset : offset + limit]]
+    return Page(page, total=len(matches), limit=limit, offset=offset)
+
+
+def get_source(settings: Settings, session: Session, name: str) -> store.Declared:
+    sources = _sources(settings, session)
+    if name not in sources:
+        raise SourceNotFound(f"No source named {name!r}")
+    return sources[name]
+
+
+def create_source(settings: Settings, session: Session, data: SourceIn, actor: Actor) -> SourceOut:
+    fields: dict[str, Any] = {"kind": data.kind, "tables": _tables_data(data.tables)}
+    if data.connection is not None:
+        fields["connection"] = data.connection
+    if data.description is not None:
+        fields["description"] = data.description
+    created = store.create_source(session, settings, data.name, fields)
+    record(session, actor, "source.create", "source", data.name, after=_snapshot(created))
+    return source_out(created)
+
+
+def update_source(
+    settings: Settings, session: Session, name: str, data: SourceUpdate, actor: Actor
+) -> SourceOut:
+    changes: dict[str, Any] = {}
+    if not isinstance(data.tables, msgspec.UnsetType):
+        changes["tables"] = _tables_data(data.tables)
+    if not isinstance(data.connection, msgspec.UnsetType):
+        changes["connection"] = data.connection
+    if not isinstance(data.description, msgspec.UnsetType):
+        changes["description"] = data.description
+    before, after = store.update_source(session, settings, name, changes)
+    record(
+        session,
+        actor,
+        "source.update",
+        "source",
+        name,
+        before=_snapshot(before),
+        after=_snapshot(after),
+    )
+    return source_out(after)
+
+
+def delete_source(settings: Settings, session: Session, name: str, actor: Actor) -> None:
+    removed = store.delete_source(session, settings, name)
+    record(session, actor, "source.delete", "source", name, before=_snapshot(removed))
+
+
+def source_state(settings: Settings, session: Session, name: str) -> SourceState:
+    declared = get_source(settings, session, name)
+    tables = [
+        TableStateOut(
+            table=state.table,
+            cursor=state.cursor,
+            cursor_value=state.cursor_value,
+            last_load=None
+            if state.last_load is None
+            else LastLoadOut(
+                status=state.last_load.status,  # type: ignore[arg-type]
+                rows=state.last_load.rows,
+                finished_at=state.last_load.finished_at,
+                load_id=state.last_load.load_id,
+                error=state.last_load.error,
+            ),
+        )
+        for state in table_states(settings, session, name, declared.spec)
+    ]
+    return SourceState(name=name, tables=tables)
+
+
+def test_connection(settings: Settings, name: str, declared: store.Declared) -> ConnectionTest:
+    """Reach the source and check its tables and key columns (blocking: call in a thread)."""
+    from ingest.sources import check_connection
+    from ingest.targets import check_targets
+
+    started = time.perf_counter()
+    try:
+        check_targets(settings, name, declared.spec)
+        check_connection(declared.spec)
+    except IngestError as exc:
+        return ConnectionTest(
+            ok=False, message=str(exc), seconds=round(time.perf_counter() - started, 3)
+        )
+    tables = len(declared.spec.tables)
+    return ConnectionTest(
+        ok=True,
+        message=f"reachable, {tables} table(s) found",
+        seconds=round(time.perf_counter() - started, 3),
+    )

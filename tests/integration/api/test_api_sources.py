@@ -1,0 +1,268 @@
+"""``/api/sources``: both homes listed together, stored sources encrypted and masked,
+roles enforced, connection tests against a real PostgreSQL, state after a real load."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from sqlalchemy import text
+
+from headwater.db import session_scope
+from headwater.settings import Settings
+from ingest.runner import run_source
+from ingest.store import all_sources
+from tests.integration.api.conftest import ADMIN, PASSWORD, VIEWER, Login
+
+pytestmark = pytest.mark.integration
+
+Client = TestClient[Litestar]
+SECRET = "s3cret-pw-9f2"  # trust auth: PostgreSQL accepts any password here
+PG = "postgresql://postgres:{password}@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_table() -> Iterator[str]:
+    """A table in the local PostgreSQL `test` database, dropped afterwards."""
+    name = f"hw_src_{uuid.uuid4().hex[:8]}"
+    connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"create table {name} (id int primary key, updated_at timestamptz)")
+    yield name
+    with connection.cursor() as cursor:
+        cursor.execute(f"drop table if exists {name}")
+    connection.close()
+
+
+@pytest.fixture
+def admin_headers(client: Client, login: Login) -> dict[str, str]:
+    return login(client, ADMIN)
+
+
+@pytest.fixture
+def user_headers(client: Client, login: Login, admin_headers: dict[str, str]) -> dict[str, str]:
+    email = f"analyst-{uuid.uuid4().hex[:6]}@example.com"
+    response = client.post(
+        "/api/users/",
+        json={"email": email, "role": "user", "password": PASSWORD},
+        headers=admin_headers,
+    )
+    assert response.status_code == 201, response.text
+    return login(client, type(ADMIN)(email, PASSWORD, "user"))
+
+
+def database_source(name: str, table: str, password: str = SECRET) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "database",
+        "description": "Billing",
+        "connection": PG.format(password=password),
+        "tables": {"invoices": {"sourceTable": table, "cursor": "updated_at"}},
+    }
+
+
+def test_every_role_lists_both_homes_and_file_sources_are_read_only(
+    client: Client, login: Login
+) -> None:
+    response = client.get("/api/sources/", headers=login(client, VIEWER))
+    assert response.status_code == 200, response.text
+    page = response.json()
+    names = [item["name"] for item in page["items"]]
+    assert names[:4] == ["shop", "web", "marketing", "suppliers"]
+    shop = page["items"][0]
+    assert shop["origin"] == "file"
+    assert shop["readOnly"] is True
+    assert shop["tables"]["orders"] == {
+        "writeDisposition": "merge",
+        "primaryKey": ["id"],
+        "cursor": "updated_at",
+    }
+    assert client.get("/api/sources/").status_code == 401
+
+
+def test_a_stored_source_is_encrypted_masked_everywhere_and_audited(
+    client: Client, settings: Settings, admin_headers: dict[str, str], pg_table: str
+) -> None:
+    response = client.post(
+        "/api/sources/", json=database_source("billing", pg_table), headers=admin_headers
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["connection"] == "postgresql://postgres:***@127.0.0.1:5432/test"
+    assert created["origin"] == "store"
+    assert created["readOnly"] is False
+    assert created["tables"] == {"invoices": {"sourceTable": pg_table, "cursor": "updated_at"}}
+
+    seen = [
+        client.get("/api/sources/", headers=admin_headers).text,
+        client.get("/api/sources/billing", headers=admin_headers).text,
+        client.get("/api/audit-log", headers=admin_headers, params={"limit": 500}).text,
+    ]
+    assert all(SECRET not in body for body in seen)
+    assert '"source.create"' in seen[2]
+    with session_scope(settings.metadata_url) as session:
+        raw = session.execute(text("select config, secrets from sources")).one()
+    assert SECRET not in str(raw.config)
+    assert SECRET not in raw.secrets
+    assert "connection" not in str(raw.config)
+    # The stored password is intact for the loads.
+    assert SECRET in (all_sources(settings)["billing"].spec.connection or "")
+
+
+def test_sending_the_mask_back_keeps_the_password_but_not_for_another_host(
+    client: Client, settings: Settings, admin_headers: dict[str, str], pg_table: str
+) -> None:
+    client.post("/api/sources/", json=database_source("billing", pg_table), headers=admin_headers)
+    masked = client.get("/api/sources/billing", headers=admin_headers).json()["connection"]
+    response = client.patch(
+        "/api/sources/billing",
+        json={
+            "connection": masked.replace("/test", "/test?application_name=hw"),
+            "description": None,
+        },
+        headers=admin_headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] is None
+    stored = all_sources(settings)["billing"].spec.connection or ""
+    assert SECRET in stored
+    assert stored.endswith("application_name=hw")
+
+    elsewhere = masked.replace("127.0.0.1", "db.example.com")
+    response = client.patch(
+        "/api/sources/billing", json={"connection": elsewhere}, headers=admin_headers
+    )
+    assert response.status_code == 400
+    assert "send the password itself" in response.json()["error"]["message"]
+    assert SECRET in (all_sources(settings)["billing"].spec.connection or "")
+
+
+def test_connection_tests_report_success_and_masked_failures(
+    client: Client, admin_headers: dict[str, str], user_headers: dict[str, str], pg_table: str
+) -> None:
+    client.post("/api/sources/", json=database_source("billing", pg_table), headers=admin_headers)
+    response = client.post("/api/sources/billing/test", headers=user_headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["ok"] is True
+
+    broken = database_source("broken", pg_table)
+    broken["connection"] = broken["connection"].replace(":5432", ":1")
+    assert client.post("/api/sources/", json=broken, headers=admin_headers).status_code == 201
+    result = client.post("/api/sources/broken/test", headers=admin_headers).json()
+    assert result["ok"] is False
+    assert (
+        "cannot connect to postgresql+psycopg2://postgres:***@127.0.0.1:1/test" in result["message"]
+    )
+    assert SECRET not in result["message"]
+
+    missing = database_source("gone", "no_such_table_here")
+    assert client.post("/api/sources/", json=missing, headers=admin_headers).status_code == 201
+    result = client.post("/api/sources/gone/test", headers=admin_headers).json()
+    assert result == {**result, "ok": False}
+    assert "no_such_table_here" in result["message"]
+
+
+def test_roles_writes_are_for_admins_tests_for_writers(
+    client: Client, login: Login, user_headers: dict[str, str], pg_table: str
+) -> None:
+    viewer = login(client, VIEWER)
+    body = database_source("billing", pg_table)
+    for headers in (viewer, user_headers):
+        assert client.post("/api/sources/", json=body, headers=headers).status_code == 403
+        assert client.delete("/api/sources/shop", headers=headers).status_code == 403
+    assert client.post("/api/sources/shop/test", headers=viewer).status_code == 403
+    assert client.get("/api/sources/shop/state", headers=viewer).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"name": "shop"}, 409, "already exists (in sources.yml)"),
+        ({"name": "Bad-Name"}, 400, "name"),
+        ({"tables": {"orders": {"writeDisposition": "merge"}}}, 400, "tables.orders"),
+        ({"tables": {"orders": {"primaryKey": "id"}}}, 400, "primaryKey"),
+        ({"tables": {"Orders": {}}}, 400, "orders: {source_table: Orders}"),
+        ({"tables": {"orders": {}, "x": {"path": "a.csv"}}}, 400, "file"),
+        ({"connection": "not a url"}, 400, "not a database URL"),
+        ({"connection": "postgresql://u:p@169.254.169.254/x"}, 400, "cloud-metadata"),
+        (
+            {
+                "kind": "file",
+                "connection": None,
+                "tables": {"p": {"path": "/etc/passwd", "format": "csv"}},
+            },
+            400,
+            "outside the data directories",
+        ),
+        ({"tables": {}}, 400, "tables"),
+        ({"extra": 1}, 400, "extra"),
+    ],
+)
+def test_bad_sources_are_refused_with_a_clear_message(
+    client: Client,
+    admin_headers: dict[str, str],
+    change: dict[str, Any],
+    status: int,
+    message: str,
+) -> None:
+    body = {**database_source("billing", "t"), **change}
+    body = {key: value for key, value in body.items() if value is not None}
+    response = client.post("/api/sources/", json=body, headers=admin_headers)
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    error = f"{body['message']} {body['details']}"
+    assert message in error
+    assert "Spec" not in error
+    assert "p@169" not in error
+
+
+def test_sources_from_the_file_cannot_be_changed_through_the_api(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    response = client.patch("/api/sources/shop", json={"description": "x"}, headers=admin_headers)
+    assert response.status_code == 409
+    assert "change it there" in response.json()["error"]["message"]
+    assert client.delete("/api/sources/shop", headers=admin_headers).status_code == 409
+    assert client.get("/api/sources/nope", headers=admin_headers).status_code == 404
+
+
+def test_state_shows_cursors_and_last_loads_after_a_real_load(
+    client: Client, settings: Settings, admin_headers: dict[str, str], tmp_path: Path
+) -> None:
+    database = tmp_path / "crm.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("create table contacts (id integer primary key, changed text)")
+        connection.executemany(
+            "insert into contacts values (?, ?)", [(1, "2026-01-01"), (2, "2026-01-02")]
+        )
+    body = {
+        "name": "crm",
+        "kind": "database",
+        "connection": f"sqlite:///{database}",
+        "tables": {"contacts": {"cursor": "changed"}},
+    }
+    assert client.post("/api/sources/", json=body, headers=admin_headers).status_code == 201
+    before = client.get("/api/sources/crm/state", headers=admin_headers).json()
+    assert before == {
+        "name": "crm",
+        "tables": [
+            {"table": "contacts", "cursor": "changed", "cursorValue": None, "lastLoad": None}
+        ],
+    }
+    run_source(settings, "crm", all_sources(settings)["crm"].spec)
+    state = client.get("/api/sources/crm/state", headers=admin_headers).json()
+    table = state["tables"][0]
+    assert table["cursorValue"] == "2026-01-02"
+    assert table["lastLoad"]["status"] == "loaded"
+    assert table["lastLoad"]["rows"] == 2
+
+    assert client.delete("/api/sources/crm", headers=admin_headers).status_code == 204
+    assert client.get("/api/sources/crm", headers=admin_headers).status_code == 404
