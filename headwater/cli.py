@@ -230,7 +230,11 @@ def sample(database_url: str | None, scale: float | None) -> None:
 
 
 def run_ingest(
-    settings: Settings, names: list[str] | None = None, *, full_refresh: bool = False
+    settings: Settings,
+    names: list[str] | None = None,
+    *,
+    tables: list[str] | None = None,
+    full_refresh: bool = False,
 ) -> None:
     """Load sources; those reading a replaced sample are reloaded in full (once)."""
     from ingest.runner import load_declared, run_source, select_sources
@@ -245,7 +249,7 @@ def run_ingest(
         refresh = full_refresh or name in stale
         mode = " (full refresh)" if refresh else ""
         with step(f"ingest {name} → {settings.raw_schema(name)}{mode}"):
-            summary = run_source(settings, name, source, full_refresh=refresh)
+            summary = run_source(settings, name, source, tables, full_refresh=refresh)
         rows = ", ".join(f"{t}: {n:,}" for t, n in sorted(summary.rows.items())) or "no new rows"
         click.echo(f"  {rows}", err=True)
     if stale and stale <= set(selected):
@@ -288,6 +292,12 @@ def run_pipeline(settings: Settings) -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    help="Only this table (repeat for more); needs exactly one source.",
+)
 @click.option("--check", is_flag=True, help="Only test that each source is reachable.")
 @click.option(
     "--full-refresh",
@@ -295,18 +305,255 @@ def run_pipeline(settings: Settings) -> None:
     help="Drop what was loaded (and its cursors), load it all again.",
 )
 @handle_errors
-def ingest(sources: tuple[str, ...], check: bool, full_refresh: bool) -> None:
-    """Load declared sources (all, or the ones named) into the warehouse."""
+def ingest(
+    sources: tuple[str, ...], tables: tuple[str, ...], check: bool, full_refresh: bool
+) -> None:
+    """Load sources (all, or the ones named) into the warehouse.
+
+    Sources come from sources.yml and from the metadata store (`headwater source list`).
+    """
     settings = _settings()
+    if tables and len(sources) != 1:
+        raise HeadwaterError(
+            "--table needs exactly one source", hint="headwater ingest shop --table orders"
+        )
     if not check:
-        run_ingest(settings, list(sources) or None, full_refresh=full_refresh)
+        run_ingest(
+            settings, list(sources) or None, tables=list(tables) or None, full_refresh=full_refresh
+        )
         return
     from ingest.runner import load_declared, select_sources
-    from ingest.sources import check_connection
 
     for name, source in select_sources(load_declared(settings), list(sources) or None).items():
-        check_connection(source)
-        click.echo(f"✓ {name}: reachable, {len(source.tables)} table(s) found")
+        _check_source(settings, name, source)
+
+
+def _check_source(settings: Settings, name: str, source: SourceSpec) -> None:
+    from ingest.sources import check_connection
+    from ingest.targets import check_targets
+
+    check_targets(settings, name, source)
+    check_connection(source)
+    click.echo(f"✓ {name}: reachable, {len(source.tables)} table(s) found")
+
+
+@main.group()
+def source() -> None:
+    """Sources: from sources.yml (reviewed in Git) and stored (credentials encrypted)."""
+
+
+@source.command("list")
+@handle_errors
+def source_list() -> None:
+    """Every source, where it is declared, its kind and tables."""
+    from ingest.store import all_sources, mask_url
+
+    for name, declared in all_sources(_settings()).items():
+        home = "sources.yml" if declared.origin == "file" else "stored"
+        where = mask_url(declared.spec.connection) if declared.spec.connection else "files"
+        tables = ", ".join(declared.spec.tables)
+        click.echo(f"{name:<20} {declared.spec.kind:<9} {home:<12} {where}  [{tables}]")
+
+
+@source.command("show")
+@click.argument("name")
+@handle_errors
+def source_show(name: str) -> None:
+    """A source as YAML, its connection masked."""
+    import yaml
+
+    from ingest.store import all_sources, masked
+
+    settings = _settings()
+    declared = all_sources(settings).get(name)
+    if declared is None:
+        raise HeadwaterError(f"no source named {name!r}", hint="`headwater source list` shows them")
+    spec = masked(declared.spec).model_dump(mode="json", exclude_none=True)
+    for table in spec["tables"].values():
+        if table.get("primary_key") == []:
+            del table["primary_key"]
+    origin = settings.sources_file if declared.origin == "file" else "the metadata store"
+    click.echo(f"# {name}: declared in {origin}")
+    click.echo(yaml.safe_dump({name: spec}, sort_keys=False).rstrip())
+
+
+@source.command("add")
+@click.argument("name")
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Replace a stored source of that name.")
+@handle_errors
+def source_add(name: str, spec_file: Path, replace: bool) -> None:
+    """Store source NAME from SPEC_FILE: YAML with the fields of one sources.yml entry.
+
+    ${VAR} in the file is read from the environment; the connection is stored
+    encrypted. Relative paths are read from the project folder.
+    """
+    from api.audit.services import record
+    from headwater.db import session_scope
+    from ingest.spec import parse_source
+    from ingest.store import all_sources, create_source, masked, update_source
+
+    settings = _settings()
+    spec = parse_source(spec_file.read_text(encoding="utf-8"), name, str(spec_file))
+    data = spec.model_dump(mode="json", exclude_none=True)
+    actor = _cli_actor()
+    with session_scope(_migrated(settings)) as session:
+        existing = all_sources(settings, session).get(name)
+        if existing is not None and existing.origin == "store" and replace:
+            before, after = update_source(session, settings, name, data)
+            record(
+                session,
+                actor,
+                "source.update",
+                "source",
+                name,
+                before={"connection": masked(before.spec).connection},
+                after={"connection": masked(after.spec).connection},
+            )
+            click.echo(f"replaced {name}")
+            return
+        create_source(session, settings, name, data)
+        record(
+            session,
+            actor,
+            "source.create",
+            "source",
+            name,
+            after={"kind": spec.kind, "tables": list(spec.tables)},
+        )
+    click.echo(f"stored {name} ({spec.kind}, {len(spec.tables)} table(s)); connection encrypted")
+
+
+@source.command("delete")
+@click.argument("name")
+@handle_errors
+def source_delete(name: str) -> None:
+    """Delete stored source NAME (what it loaded stays in the warehouse)."""
+    from api.audit.services import record
+    from headwater.db import session_scope
+    from ingest.store import delete_source
+
+    settings = _settings()
+    with session_scope(_migrated(settings)) as session:
+        delete_source(session, settings, name)
+        record(session, _cli_actor(), "source.delete", "source", name)
+    click.echo(f"deleted {name}")
+
+
+@source.command("test")
+@click.argument("names", nargs=-1)
+@handle_errors
+def source_test(names: tuple[str, ...]) -> None:
+    """Reach each source (all, or those named) and check its tables and key columns."""
+    from ingest.errors import IngestError
+    from ingest.runner import load_declared, select_sources
+
+    settings = _settings()
+    failed = 0
+    for name, declared in select_sources(load_declared(settings), list(names) or None).items():
+        try:
+            _check_source(settings, name, declared)
+        except IngestError as exc:
+            failed += 1
+            click.secho(f"✗ {name}: {_masked(str(exc))}", fg="red")
+    if failed:
+        sys.exit(1)
+
+
+@source.command("state")
+@click.argument("name")
+@handle_errors
+def source_state(name: str) -> None:
+    """Each table's cursor, where the next load starts, and its last load."""
+    from headwater.db import session_scope
+    from ingest.state import table_states
+    from ingest.store import get_source, store_ready
+
+    settings = _settings()
+    with session_scope(settings.metadata_url) as session:
+        declared = get_source(settings, session, name)
+        states = table_states(
+            settings, session if store_ready(session, settings) else None, name, declared.spec
+        )
+    for state in states:
+        cursor = (
+            f"{state.cursor} > {state.cursor_value}"
+            if state.cursor_value
+            else (f"{state.cursor} (not started)" if state.cursor else "no cursor (full reads)")
+        )
+        last = state.last_load
+        loaded = (
+            f"{last.status} {last.finished_at:%Y-%m-%d %H:%M:%S} UTC, {last.rows:,} rows"
+            + (f": {last.error}" if last.error else "")
+            if last
+            else "never loaded"
+        )
+        click.echo(f"{state.table:<24} {cursor:<40} {loaded}")
+
+
+@source.command("reset")
+@click.argument("name")
+@click.option("--table", "tables", multiple=True, help="Only this table (repeat for more).")
+@handle_errors
+def source_reset(name: str, tables: tuple[str, ...]) -> None:
+    """Forget the cursors of NAME (or of its --table T): the next load reads everything.
+
+    The loaded rows stay; merged tables are deduplicated on their key, appended ones
+    get the rows again (`headwater ingest NAME --full-refresh` drops them first).
+    """
+    from ingest.runner import load_declared, select_sources
+    from ingest.state import reset_state
+
+    settings = _settings()
+    declared = select_sources(load_declared(settings), [name])[name]
+    unknown = [t for t in tables if t not in declared.tables]
+    if unknown:
+        raise HeadwaterError(
+            f"source {name!r} has no table(s) {', '.join(unknown)}",
+            hint=f"its tables: {', '.join(declared.tables)}",
+        )
+    reset = reset_state(settings, name, list(tables) or list(declared.tables))
+    if reset:
+        click.echo(f"reset {', '.join(reset)}: the next load reads every row")
+    else:
+        click.echo("nothing to reset: no table of it has a cursor position")
+
+
+@main.group()
+def secrets() -> None:
+    """Encryption keys of stored credentials."""
+
+
+@secrets.command("rotate")
+@click.option("--new-key", is_flag=True, help="Generate a new key first (key file only).")
+@click.option(
+    "--drop-old", is_flag=True, help="Afterwards keep only the newest key (key file only)."
+)
+@handle_errors
+def secrets_rotate(new_key: bool, drop_old: bool) -> None:
+    """Re-encrypt every stored secret with the first key; safe to run again.
+
+    With HEADWATER_SECRET_KEYS, put the new key first there, run this, then remove
+    the old one. With the key file, --new-key and --drop-old do both steps.
+    """
+    import api.users.models  # noqa: F401 - every table with secrets is mapped
+    import ingest.models  # noqa: F401
+    from headwater.db import Base, session_scope
+    from headwater.secrets import SecretBox, add_key, drop_old_keys, rotate_all
+
+    settings = _settings()
+    if new_key:
+        add_key(settings)
+        click.echo("new key generated and put first", err=True)
+    box = SecretBox.from_settings(settings)
+    with session_scope(_migrated(settings)) as session:
+        count = rotate_all(session, box, Base.metadata)
+    click.echo(f"{count} stored secret(s) re-encrypted with the first key")
+    if drop_old:
+        removed = drop_old_keys(settings)
+        click.echo(
+            f"{removed} old key(s) removed from {settings.home_dir / 'secret_keys'}", err=True
+        )
 
 
 @main.command()
@@ -371,6 +618,15 @@ def user_create(email: str, role: str, name: str) -> None:
             session, email, hash_password(password), role, name=name, actor=_cli_actor()
         )
         click.echo(f"created {created.email} ({created.role})")
+
+
+def _migrated(settings: Settings) -> str:
+    """The metadata store's URL, brought up to date first (a no-op when it is)."""
+    from headwater.migrate import upgrade
+
+    settings.secure_home()
+    upgrade(settings.metadata_url)
+    return settings.metadata_url
 
 
 def _cli_actor() -> Any:

@@ -331,10 +331,30 @@ def _expand_until(
     return "".join(parts), i
 
 
+def parse_source(
+    text: str, name: str, origin: str, env: Mapping[str, str] | None = None
+) -> SourceSpec:
+    """One source's fields (a sources.yml entry without its name), validated the same way.
+
+    For a file read once to store a source encrypted, never one kept in Git: a
+    password written out is accepted.
+    """
+    return parse_sources(text, origin, env, clear_passwords=True, one_source=name).sources[name]
+
+
 def parse_sources(
-    text: str, origin: str = "<sources>", env: Mapping[str, str] | None = None
+    text: str,
+    origin: str = "<sources>",
+    env: Mapping[str, str] | None = None,
+    *,
+    clear_passwords: bool = False,
+    one_source: str | None = None,
 ) -> SourcesFile:
-    """Validate a sources document. Raises SpecError naming the file and line."""
+    """Validate a sources document. Raises SpecError naming the file and line.
+
+    A password written out in a connection is refused unless ``clear_passwords``.
+    With ``one_source``, the document holds only that source's fields.
+    """
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -358,8 +378,12 @@ def parse_sources(
     lines = _line_index(root)
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise SpecError(f"{origin}:1: expected a mapping with a 'sources' key")
-    clear = _clear_text_passwords(data)
+        expected = "the fields of one source" if one_source else "a mapping with a 'sources' key"
+        raise SpecError(f"{origin}:1: expected {expected}")
+    if one_source is not None:
+        data = {"sources": {one_source: data}}
+        lines = {("sources", one_source, *path): line for path, line in lines.items()}
+    clear = [] if clear_passwords else _clear_text_passwords(data)
     if clear:
         raise SpecError(
             "\n".join(

@@ -32,7 +32,20 @@ def test_help_answers_at_once_without_importing_the_domain() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["init", "up", "pipeline", "sample", "ingest", "transform", "catalog", "user", "api"]
+    "command",
+    [
+        "init",
+        "up",
+        "pipeline",
+        "sample",
+        "ingest",
+        "transform",
+        "catalog",
+        "user",
+        "api",
+        "source",
+        "secrets",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
