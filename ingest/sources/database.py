@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import dlt
 from dlt.sources.sql_database import sql_table
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -34,6 +34,18 @@ def _url(source: SourceSpec) -> str:
     return normalize_url(parsed.render_as_string(hide_password=False))
 
 
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def _engine(url: str) -> Engine:
+    """An engine that gives up connecting after CONNECT_TIMEOUT_SECONDS."""
+    backend = make_url(url).get_backend_name()
+    arguments = (
+        {"connect_timeout": CONNECT_TIMEOUT_SECONDS} if backend in ("postgresql", "mysql") else {}
+    )
+    return create_engine(url, pool_pre_ping=False, connect_args=arguments)
+
+
 def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -42,7 +54,7 @@ def reflected_keys(url: str, tables: list[str]) -> dict[str, tuple[str, ...]]:
     """The primary key of each of ``tables`` as the database declares it (empty if none)."""
     if not tables:
         return {}
-    engine = create_engine(url, pool_pre_ping=False)
+    engine = _engine(url)
     try:
         with engine.connect() as connection:
             inspector = inspect(connection)
@@ -91,7 +103,7 @@ def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
 
 def check_connection(source: SourceSpec) -> None:
     url = _url(source)
-    engine = create_engine(url, pool_pre_ping=False)
+    engine = _engine(url)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))

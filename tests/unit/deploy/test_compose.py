@@ -73,7 +73,12 @@ def test_every_headwater_variable_is_a_setting(compose: dict) -> None:  # type: 
 
 def test_secrets_are_required_not_defaulted() -> None:
     text = (PROJECT_ROOT / "docker-compose.yml").read_text()
-    for secret in ("POSTGRES_PASSWORD", "HEADWATER_SECRET_KEY", "HEADWATER_ADMIN_PASSWORD"):
+    for secret in (
+        "POSTGRES_PASSWORD",
+        "HEADWATER_SECRET_KEY",
+        "HEADWATER_SECRET_KEYS",
+        "HEADWATER_ADMIN_PASSWORD",
+    ):
         assert re.search(r"\$\{" + secret + r":\?", text), f"{secret} must be required"
 
 
