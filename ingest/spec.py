@@ -124,9 +124,12 @@ class TableSpec(_Strict):
 class SourceSpec(_Strict):
     """A declared source: where the data lives and which tables to load."""
 
-    kind: Literal["database", "file"]
+    kind: Literal["database", "file", "mongodb"]
     description: str | None = None
     connection: str | None = None
+    database: str | None = Field(
+        default=None, description="MongoDB: the database (default: the one in the URL)."
+    )
     tables: dict[str, TableSpec] = Field(min_length=1)
 
     @field_validator("tables", mode="before")
@@ -156,6 +159,15 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> SourceSpec:
+        if self.kind == "mongodb":
+            if not self.connection or not re.match(r"^mongodb(\+srv)?://", self.connection):
+                raise ValueError(
+                    "a 'mongodb' source needs a 'connection' URL: "
+                    "mongodb://user:${PASSWORD}@host:27017/database"
+                )
+            self._no_file_options()
+        elif self.database is not None:
+            raise ValueError("'database' belongs to 'mongodb' sources")
         if self.kind == "database":
             if not self.connection:
                 raise ValueError("a 'database' source needs a 'connection' URL")
@@ -166,13 +178,8 @@ class SourceSpec(_Strict):
                     "the connection is not a database URL (e.g. "
                     "postgresql://user:${PASSWORD}@host:5432/db)"
                 ) from None
-            for name, table in self.tables.items():
-                if table.path or table.sheet or table.format or table.csv_options_set():
-                    raise ValueError(
-                        f"table {name!r}: path, sheet, format and CSV options belong to "
-                        "'file' sources"
-                    )
-        else:
+            self._no_file_options()
+        elif self.kind == "file":
             if self.connection:
                 raise ValueError("a 'file' source takes no 'connection'; give each table a 'path'")
             for name, table in self.tables.items():
@@ -196,6 +203,13 @@ class SourceSpec(_Strict):
                             f"table {name!r}: unknown encoding {table.encoding!r}"
                         ) from None
         return self
+
+    def _no_file_options(self) -> None:
+        for name, table in self.tables.items():
+            if table.path or table.sheet or table.format or table.csv_options_set():
+                raise ValueError(
+                    f"table {name!r}: path, sheet, format and CSV options belong to 'file' sources"
+                )
 
     def file_format(self, table: str) -> str:
         spec = self.tables[table]

@@ -15,7 +15,7 @@ SourceName = Annotated[str, msgspec.Meta(pattern=SOURCE_NAME, max_length=63)]
 TableName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=NO_NUL)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
-Kind = Literal["database", "file"]
+Kind = Literal["database", "file", "mongodb"]
 Origin = Literal["file", "store"]
 
 
@@ -47,7 +47,9 @@ class SourceIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     kind: Kind
     tables: Tables
     connection: Text | None = None
-    """Database URL; the password is stored encrypted and only ever shown masked."""
+    """Database or MongoDB URL; the password is stored encrypted and only ever shown masked."""
+    database: Identifier | None = None
+    """MongoDB: the database, when the URL names none."""
     description: Text | None = None
 
 
@@ -57,6 +59,7 @@ class SourceUpdate(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
 
     tables: Tables | msgspec.UnsetType = msgspec.UNSET
     connection: Text | msgspec.UnsetType | None = msgspec.UNSET
+    database: Identifier | msgspec.UnsetType | None = msgspec.UNSET
     description: Text | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -70,6 +73,7 @@ class SourceOut(msgspec.Struct, rename="camel"):
     tables: dict[str, TableFields]
     connection: str | None
     """Masked: the password never leaves the server."""
+    database: str | None
     description: str | None
     created_at: datetime | None
     updated_at: datetime | None

@@ -47,6 +47,7 @@ def source_out(declared: store.Declared) -> SourceOut:
         read_only=declared.origin == "file",
         tables={name: table_fields(table) for name, table in spec.tables.items()},
         connection=spec.connection,
+        database=spec.database,
         description=spec.description,
         created_at=declared.created_at,
         updated_at=declared.updated_at,
@@ -113,6 +114,8 @@ def create_source(settings: Settings, session: Session, data: SourceIn, actor: A
         fields["connection"] = data.connection
     if data.description is not None:
         fields["description"] = data.description
+    if data.database is not None:
+        fields["database"] = data.database
     created = store.create_source(session, settings, data.name, fields)
     record(session, actor, "source.create", "source", data.name, after=_snapshot(created))
     return source_out(created)
@@ -128,6 +131,8 @@ def update_source(
         changes["connection"] = data.connection
     if not isinstance(data.description, msgspec.UnsetType):
         changes["description"] = data.description
+    if not isinstance(data.database, msgspec.UnsetType):
+        changes["database"] = data.database
     before, after = store.update_source(session, settings, name, changes)
     record(
         session,

@@ -25,6 +25,10 @@ def build_resources(source: SourceSpec, tables: list[str] | None = None) -> list
         from ingest.sources import database
 
         return database.resources(source, selected)
+    if source.kind == "mongodb":
+        from ingest.sources import mongodb
+
+        return mongodb.resources(source, selected)
     from ingest.sources import file
 
     return file.resources(source, selected)
@@ -36,6 +40,10 @@ def check_connection(source: SourceSpec) -> None:
         from ingest.sources import database
 
         database.check_connection(source)
+    elif source.kind == "mongodb":
+        from ingest.sources import mongodb
+
+        mongodb.check_connection(source)
     else:
         from ingest.sources import file
 

@@ -10,42 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-import sqlalchemy as sa
 
 from headwater.settings import Settings
 from ingest.errors import SpecError
 from ingest.runner import run_source
 from ingest.spec import parse_sources
-from tests.conftest import PG_URL, make_settings
+from tests.conftest import make_settings
+from tests.integration.ingest.warehouses import warehouse_rows, warehouse_settings
 
 pytestmark = pytest.mark.integration
 
 
 def _settings(tmp_path: Path, warehouse: str, request: pytest.FixtureRequest) -> Settings:
-    if warehouse == "duckdb":
-        return make_settings(tmp_path)
-    return make_settings(
-        tmp_path,
-        warehouse="postgres",
-        warehouse_dbname="test",
-        schema_prefix=request.getfixturevalue("pg_prefix"),
-    )
+    return warehouse_settings(tmp_path, warehouse, request)
 
 
 def _rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    schema = settings.raw_schema("files")
-    sql = sql.replace("{schema}", schema)
-    if settings.warehouse == "duckdb":
-        with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
-            return [tuple(row) for row in connection.execute(sql).fetchall()]
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(sa.text(sql))]
-    finally:
-        engine.dispose()
+    return warehouse_rows(settings, "files", sql)
 
 
 def _load(settings: Settings, folder: Path, tables: str) -> dict[str, int]:
