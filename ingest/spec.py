@@ -73,6 +73,15 @@ class TableSpec(_Strict):
         default=None, description="CSV: texts read as NULL (the empty field and NULL, NA…)."
     )
     source_table: str | None = Field(default=None, description="Name in the source, if different.")
+    endpoint: dict[str, Any] | str | None = Field(
+        default=None,
+        description="REST API: dlt's endpoint configuration (path, params, data_selector, "
+        "paginator…), or just the path. Default: the table's name as the path.",
+    )
+    cursor_param: str | None = Field(
+        default=None,
+        description="REST API: the query parameter that receives the last cursor value.",
+    )
 
     @field_validator("primary_key", mode="before")
     @classmethod
@@ -118,17 +127,26 @@ class TableSpec(_Strict):
             raise ValueError("write_disposition 'merge' needs a primary_key")
         if self.lag is not None and self.cursor is None:
             raise ValueError("'lag' needs a 'cursor'")
+        if self.cursor_param is not None and self.cursor is None:
+            raise ValueError("'cursor_param' needs a 'cursor'")
         return self
 
 
 class SourceSpec(_Strict):
     """A declared source: where the data lives and which tables to load."""
 
-    kind: Literal["database", "file", "mongodb"]
+    kind: Literal["database", "file", "mongodb", "rest_api"]
     description: str | None = None
     connection: str | None = None
     database: str | None = Field(
         default=None, description="MongoDB: the database (default: the one in the URL)."
+    )
+    client: dict[str, Any] | None = Field(
+        default=None,
+        description="REST API: dlt's client configuration (base_url, auth, paginator, headers).",
+    )
+    resource_defaults: dict[str, Any] | None = Field(
+        default=None, description="REST API: dlt's defaults for every endpoint."
     )
     tables: dict[str, TableSpec] = Field(min_length=1)
 
@@ -159,6 +177,21 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> SourceSpec:
+        rest_only = [
+            f"table {name!r}: {field}"
+            for name, table in self.tables.items()
+            for field in ("endpoint", "cursor_param")
+            if getattr(table, field) is not None
+        ] + [field for field in ("client", "resource_defaults") if getattr(self, field) is not None]
+        if self.kind != "rest_api" and rest_only:
+            raise ValueError(f"{', '.join(rest_only)}: belong(s) to 'rest_api' sources")
+        if self.kind == "rest_api":
+            from ingest.sources.rest_api import rest_problems
+
+            problems = rest_problems(self)
+            if problems:
+                raise ValueError("; ".join(problems))
+            return self
         if self.kind == "mongodb":
             if not self.connection or not re.match(r"^mongodb(\+srv)?://", self.connection):
                 raise ValueError(
@@ -401,8 +434,9 @@ def parse_sources(
     if clear:
         raise SpecError(
             "\n".join(
-                f"{origin}:{lines.get(path, 1)}: {'.'.join(map(str, path))}: the connection "
-                "holds a clear-text password; a sources file is reviewed and shared"
+                f"{origin}:{lines.get(path, 1)}: {'.'.join(map(str, path))}: "
+                f"{'the connection holds ' if path[-1] == 'connection' else ''}a clear-text "
+                "secret; a sources file is reviewed and shared"
                 for path in clear
             ),
             hint="write ${NAME_PASSWORD} in its place and set that variable in the "
@@ -455,19 +489,32 @@ _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:(?P<password>.*)
 _REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-)?\}")
 
 
+SECRET_AUTH_FIELDS = ("token", "api_key", "password", "client_secret", "access_token")
+
+
 def _clear_text_passwords(data: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Paths of connections whose password is written out rather than a ``${VAR}``."""
+    """Paths of secrets written out rather than a ``${VAR}``: connection passwords and
+    a REST API's ``client.auth`` secrets."""
     sources = data.get("sources")
     if not isinstance(sources, dict):
         return []
-    found = []
+    found: list[tuple[Any, ...]] = []
     for name, source in sources.items():
-        connection = source.get("connection") if isinstance(source, dict) else None
-        if not isinstance(connection, str):
+        if not isinstance(source, dict):
             continue
-        match = _URL_PASSWORD.match(connection)
-        if match and _REFERENCE.sub("", match.group("password")):
-            found.append(("sources", name, "connection"))
+        connection = source.get("connection")
+        if isinstance(connection, str):
+            match = _URL_PASSWORD.match(connection)
+            if match and _REFERENCE.sub("", match.group("password")):
+                found.append(("sources", name, "connection"))
+        client = source.get("client")
+        auth = client.get("auth") if isinstance(client, dict) else None
+        if isinstance(auth, dict):
+            found += [
+                ("sources", name, "client", "auth", field)
+                for field in SECRET_AUTH_FIELDS
+                if isinstance(auth.get(field), str) and _REFERENCE.sub("", auth[field])
+            ]
     return found
 
 

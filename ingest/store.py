@@ -10,6 +10,7 @@ keeps the stored password, as long as host, port and user stay the same.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable
@@ -27,7 +28,14 @@ from headwater.db import as_utc, session_scope, sqlite_path
 from headwater.secrets import SecretBox
 from ingest.errors import IngestError, SourceNotFound, SpecError
 from ingest.models import StoredSource
-from ingest.spec import NAME, SourceSpec, load_sources, resolve_paths, validation_messages
+from ingest.spec import (
+    NAME,
+    SECRET_AUTH_FIELDS,
+    SourceSpec,
+    load_sources,
+    resolve_paths,
+    validation_messages,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -133,24 +141,71 @@ def unmask(new: str, old: str | None) -> str:
 
 
 def masked(spec: SourceSpec) -> SourceSpec:
-    """``spec`` as it may be shown: the connection's secrets masked."""
-    if not spec.connection:
-        return spec
-    return spec.model_copy(update={"connection": mask_url(spec.connection)})
+    """``spec`` as it may be shown: the connection's and the REST API auth's secrets masked."""
+    update: dict[str, Any] = {}
+    if spec.connection:
+        update["connection"] = mask_url(spec.connection)
+    auth = (spec.client or {}).get("auth")
+    if isinstance(auth, dict):
+        shown = {key: MASK if key in SECRET_AUTH_FIELDS else value for key, value in auth.items()}
+        update["client"] = {**(spec.client or {}), "auth": shown}
+    return spec.model_copy(update=update) if update else spec
 
 
-def _split(spec: SourceSpec) -> tuple[dict[str, Any], dict[str, str]]:
+def unmask_auth(new: dict[str, Any] | None, old: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A REST API ``client`` whose masked auth fields take the stored values.
+
+    Raises:
+        SpecError: the mask was sent with another base_url, or for a field never stored.
+    """
+    auth = (new or {}).get("auth")
+    if not isinstance(auth, dict) or MASK not in auth.values():
+        return new
+    previous = (old or {}).get("auth") or {}
+    if (new or {}).get("base_url") != (old or {}).get("base_url"):
+        raise SpecError(
+            "client.auth: a secret is the mask but base_url changed; send the secret itself"
+        )
+    restored = dict(auth)
+    for key, value in auth.items():
+        if value == MASK:
+            if key not in previous:
+                raise SpecError(f"client.auth.{key} is the mask but none is stored")
+            restored[key] = previous[key]
+    return {**(new or {}), "auth": restored}
+
+
+def _split(spec: SourceSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the spec without secrets, the secrets: connection URL and REST API auth fields)."""
     config = spec.model_dump(mode="json", exclude_none=True, exclude={"connection"})
-    secrets = {"connection": spec.connection} if spec.connection else {}
+    secrets: dict[str, Any] = {"connection": spec.connection} if spec.connection else {}
+    auth = (config.get("client") or {}).get("auth")
+    if isinstance(auth, dict):
+        hidden = {field: auth.pop(field) for field in SECRET_AUTH_FIELDS if field in auth}
+        if hidden:
+            secrets["auth"] = hidden
     return config, secrets
 
 
+def _joined(config: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:
+    """The whole spec again from ``_split``'s two halves."""
+    data = copy.deepcopy(config)
+    if "connection" in secrets:
+        data["connection"] = secrets["connection"]
+    if "auth" in secrets:
+        client = data.setdefault("client", {})
+        client["auth"] = {**(client.get("auth") or {}), **secrets["auth"]}
+    return data
+
+
 def _spec_of(row: StoredSource, box: SecretBox, project_dir: Path) -> SourceSpec:
-    data = dict(row.config)
-    if row.secrets:
-        data.update(json.loads(box.decrypt(row.secrets, f"the credentials of source {row.name!r}")))
+    secrets = (
+        json.loads(box.decrypt(row.secrets, f"the credentials of source {row.name!r}"))
+        if row.secrets
+        else {}
+    )
     try:
-        spec = SourceSpec.model_validate(data)
+        spec = SourceSpec.model_validate(_joined(row.config, secrets))
     except ValidationError as exc:  # stored by an older version with other rules
         problems = "; ".join(message for _, message in validation_messages(exc, camel))
         raise SpecError(f"stored source {row.name!r} is no longer valid: {problems}") from None
@@ -285,12 +340,12 @@ def update_source(
     row = _row(session, name)
     if row is None:  # deleted since it was read
         raise SourceNotFound(f"no source named {name!r}")
-    data = dict(row.config)
-    if current.spec.connection:
-        data["connection"] = current.spec.connection
+    data = current.spec.model_dump(mode="json", exclude_none=True)
     data.update(changes)
     if isinstance(data.get("connection"), str):
         data["connection"] = unmask(data["connection"], current.spec.connection)
+    if isinstance(data.get("client"), dict):
+        data["client"] = unmask_auth(data["client"], current.spec.client)
     if data.get("kind") != current.spec.kind:
         raise SpecError(
             f"kind: a source keeps its kind ({current.spec.kind}); create a new source instead"

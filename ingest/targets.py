@@ -12,7 +12,7 @@ import ipaddress
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -147,11 +147,21 @@ def check_connection_target(settings: Settings, connection: str) -> None:
             )
 
 
+def check_http_target(url: str) -> None:
+    """Raises UnsafeTarget for a link-local or cloud-metadata host."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host in METADATA_HOSTS or any(_forbidden_address(a) for a in _addresses(host)):
+        raise UnsafeTarget(f"base_url host {host!r} is a link-local or cloud-metadata address")
+
+
 def check_targets(settings: Settings, name: str, source: SourceSpec) -> None:
     """Raises UnsafeTarget when any place ``source`` reads is refused."""
     try:
         if source.connection:
             check_connection_target(settings, source.connection)
+        base_url = (source.client or {}).get("base_url")
+        if isinstance(base_url, str):
+            check_http_target(base_url)
         for table, spec in source.tables.items():
             if spec.path:
                 check_path(settings, spec.path, f"table {table!r}: path")

@@ -4,7 +4,7 @@ in camelCase."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -15,7 +15,9 @@ SourceName = Annotated[str, msgspec.Meta(pattern=SOURCE_NAME, max_length=63)]
 TableName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=NO_NUL)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
-Kind = Literal["database", "file", "mongodb"]
+Kind = Literal["database", "file", "mongodb", "rest_api"]
+Config = Annotated[dict[str, Any], msgspec.Meta(max_length=100)]
+"""dlt rest_api configuration (client, endpoint, resource defaults): passed on as it is."""
 Origin = Literal["file", "store"]
 
 
@@ -36,6 +38,10 @@ class TableFields(msgspec.Struct, rename="camel", forbid_unknown_fields=True, om
     header: bool | None = None
     null_values: Annotated[list[Text], msgspec.Meta(max_length=64)] | None = None
     source_table: Identifier | None = None
+    endpoint: Config | Text | None = None
+    """REST API: dlt's endpoint configuration, or just the path (default: the table name)."""
+    cursor_param: Identifier | None = None
+    """REST API: the query parameter that receives the last cursor value."""
 
 
 Tables = Annotated[dict[TableName, TableFields], msgspec.Meta(min_length=1, max_length=1000)]
@@ -50,6 +56,11 @@ class SourceIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     """Database or MongoDB URL; the password is stored encrypted and only ever shown masked."""
     database: Identifier | None = None
     """MongoDB: the database, when the URL names none."""
+    client: Config | None = None
+    """REST API: dlt's client configuration (base_url, auth, paginator, headers); the auth
+    secrets are stored encrypted and only ever shown masked."""
+    resource_defaults: Config | None = None
+    """REST API: dlt's defaults for every endpoint."""
     description: Text | None = None
 
 
@@ -60,6 +71,8 @@ class SourceUpdate(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     tables: Tables | msgspec.UnsetType = msgspec.UNSET
     connection: Text | msgspec.UnsetType | None = msgspec.UNSET
     database: Identifier | msgspec.UnsetType | None = msgspec.UNSET
+    client: Config | msgspec.UnsetType | None = msgspec.UNSET
+    resource_defaults: Config | msgspec.UnsetType | None = msgspec.UNSET
     description: Text | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -74,6 +87,9 @@ class SourceOut(msgspec.Struct, rename="camel"):
     connection: str | None
     """Masked: the password never leaves the server."""
     database: str | None
+    client: dict[str, Any] | None
+    """REST API: auth secrets masked."""
+    resource_defaults: dict[str, Any] | None
     description: str | None
     created_at: datetime | None
     updated_at: datetime | None

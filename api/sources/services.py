@@ -48,6 +48,8 @@ def source_out(declared: store.Declared) -> SourceOut:
         tables={name: table_fields(table) for name, table in spec.tables.items()},
         connection=spec.connection,
         database=spec.database,
+        client=spec.client,
+        resource_defaults=spec.resource_defaults,
         description=spec.description,
         created_at=declared.created_at,
         updated_at=declared.updated_at,
@@ -114,8 +116,9 @@ def create_source(settings: Settings, session: Session, data: SourceIn, actor: A
         fields["connection"] = data.connection
     if data.description is not None:
         fields["description"] = data.description
-    if data.database is not None:
-        fields["database"] = data.database
+    for field in ("database", "client", "resource_defaults"):
+        if getattr(data, field) is not None:
+            fields[field] = getattr(data, field)
     created = store.create_source(session, settings, data.name, fields)
     record(session, actor, "source.create", "source", data.name, after=_snapshot(created))
     return source_out(created)
@@ -131,8 +134,9 @@ def update_source(
         changes["connection"] = data.connection
     if not isinstance(data.description, msgspec.UnsetType):
         changes["description"] = data.description
-    if not isinstance(data.database, msgspec.UnsetType):
-        changes["database"] = data.database
+    for field in ("database", "client", "resource_defaults"):
+        if not isinstance(getattr(data, field), msgspec.UnsetType):
+            changes[field] = getattr(data, field)
     before, after = store.update_source(session, settings, name, changes)
     record(
         session,

@@ -29,6 +29,10 @@ def build_resources(source: SourceSpec, tables: list[str] | None = None) -> list
         from ingest.sources import mongodb
 
         return mongodb.resources(source, selected)
+    if source.kind == "rest_api":
+        from ingest.sources import rest_api
+
+        return rest_api.resources(source, selected)
     from ingest.sources import file
 
     return file.resources(source, selected)
@@ -44,6 +48,10 @@ def check_connection(source: SourceSpec) -> None:
         from ingest.sources import mongodb
 
         mongodb.check_connection(source)
+    elif source.kind == "rest_api":
+        from ingest.sources import rest_api
+
+        rest_api.check_connection(source)
     else:
         from ingest.sources import file
 

@@ -266,3 +266,36 @@ def test_state_shows_cursors_and_last_loads_after_a_real_load(
 
     assert client.delete("/api/sources/crm", headers=admin_headers).status_code == 204
     assert client.get("/api/sources/crm", headers=admin_headers).status_code == 404
+
+
+def test_rest_api_auth_secrets_are_encrypted_masked_and_kept(
+    client: Client, settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    token = "rest-api-token-5521"
+    body = {
+        "name": "desk",
+        "kind": "rest_api",
+        "client": {
+            "base_url": "https://api.example.com/v1",
+            "auth": {"type": "bearer", "token": token},
+        },
+        "tables": {"tickets": {"endpoint": {"path": "tickets", "data_selector": "items"}}},
+    }
+    response = client.post("/api/sources/", json=body, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["client"]["auth"] == {"type": "bearer", "token": "***"}
+    with session_scope(settings.metadata_url) as session:
+        raw = session.execute(text("select config, secrets from sources")).one()
+    assert token not in str(raw.config) and token not in raw.secrets
+
+    shown = client.get("/api/sources/desk", headers=admin_headers).json()
+    kept = client.patch(
+        "/api/sources/desk", json={"client": shown["client"]}, headers=admin_headers
+    )
+    assert kept.status_code == 200, kept.text
+    assert (all_sources(settings)["desk"].spec.client or {})["auth"]["token"] == token
+
+    moved = {**shown["client"], "base_url": "https://elsewhere.example.com"}
+    refused = client.patch("/api/sources/desk", json={"client": moved}, headers=admin_headers)
+    assert refused.status_code == 400
+    assert "base_url changed" in refused.json()["error"]["message"]
