@@ -239,6 +239,7 @@ def run_ingest(
     """Load sources; those reading a replaced sample are reloaded in full (once)."""
     from ingest.runner import load_declared, run_source, select_sources
 
+    _third_party_logs_to_file(settings)
     declared = load_declared(settings)
     marker = reload_marker(settings)
     stale = (
@@ -254,6 +255,23 @@ def run_ingest(
         click.echo(f"  {rows}", err=True)
     if stale and stale <= set(selected):
         marker.unlink(missing_ok=True)
+
+
+def _third_party_logs_to_file(settings: Settings) -> None:
+    """dlt's log lines and Python warnings go to HEADWATER_HOME/logs/ingest.log: the
+    terminal shows Headwater's own summary, the file keeps the details."""
+    import logging
+
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(settings.logs_dir / "ingest.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.captureWarnings(True)
+    for name in ("dlt", "py.warnings"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+            # dlt keeps the first handler it finds on its logger instead of adding stderr.
+            logger.handlers = [handler]
+            logger.propagate = False
 
 
 def _reads_sample(settings: Settings, source: SourceSpec) -> bool:
