@@ -108,7 +108,6 @@ def run_source(
     started = time.perf_counter()
     started_at = utcnow()
     selected = list(source.tables) if tables is None else tables
-    resources = build_resources(source, tables)
     pipe = pipeline(settings, name)
     if pipe.has_pending_data:
         # A load cut short earlier (e.g. it timed out waiting for the warehouse). dlt would
@@ -117,6 +116,8 @@ def run_source(
             pipe.drop_pending_packages()
         else:
             _load_or_raise(settings, name, source, pipe.load)
+    fresh = frozenset(selected) if full_refresh else _never_loaded(settings, pipe, selected)
+    resources = build_resources(source, tables, fresh)
     normalized: dict[str, int] = {}
     extracted = False  # once the data is extracted, a retry only finishes the load
 
@@ -151,6 +152,21 @@ def run_source(
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
     )
+
+
+def _never_loaded(settings: Settings, pipe: Pipeline, tables: list[str]) -> frozenset[str]:
+    """The ``tables`` of which nothing has been loaded into the warehouse yet.
+
+    A pipeline new to this machine first takes its state and schema from the
+    warehouse (dlt keeps both there), so a lost local folder never passes for an
+    empty table.
+    """
+    if pipe.first_run:
+        wait_for_warehouse(settings, pipe.sync_destination)
+    if not pipe.default_schema_name:
+        return frozenset(tables)
+    seen = set(pipe.default_schema.data_table_names(seen_data_only=True))
+    return frozenset(table for table in tables if table not in seen)
 
 
 def _load_or_raise(

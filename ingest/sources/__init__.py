@@ -12,8 +12,13 @@ if TYPE_CHECKING:
     from ingest.spec import SourceSpec
 
 
-def build_resources(source: SourceSpec, tables: list[str] | None = None) -> list[DltResource]:
-    """The dlt resources for ``source``, restricted to ``tables`` when given."""
+def build_resources(
+    source: SourceSpec, tables: list[str] | None = None, fresh: frozenset[str] = frozenset()
+) -> list[DltResource]:
+    """The dlt resources for ``source``, restricted to ``tables`` when given.
+
+    ``fresh``: tables of which nothing is loaded yet (a kind may write them faster).
+    """
     selected = list(source.tables) if tables is None else tables
     unknown = [t for t in selected if t not in source.tables]
     if unknown:
@@ -24,7 +29,7 @@ def build_resources(source: SourceSpec, tables: list[str] | None = None) -> list
     if source.kind == "database":
         from ingest.sources import database
 
-        return database.resources(source, selected)
+        return database.resources(source, selected, fresh)
     if source.kind == "mongodb":
         from ingest.sources import mongodb
 

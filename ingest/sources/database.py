@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ingest.spec import SourceSpec
 
 CHUNK_SIZE = 50_000
+STREAM_BATCH_ROWS = 200_000
+ARROW_NATIVE = {"postgresql", "mysql"}
 
 
 def _url(source: SourceSpec) -> str:
@@ -68,33 +70,145 @@ def reflected_keys(url: str, tables: list[str]) -> dict[str, tuple[str, ...]]:
         engine.dispose()
 
 
-def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
+MYSQL_TYPES = text(
+    """
+    select c.column_name, c.data_type, c.column_type,
+           exists (select 1 from information_schema.check_constraints k
+                   where k.constraint_schema = c.table_schema
+                     and k.check_clause like concat('%json_valid(`', c.column_name, '`)%'))
+    from information_schema.columns c
+    where c.table_schema = database() and c.table_name = :table
+    """
+)
+MYSQL_TYPES_NO_CHECKS = text(
+    """
+    select column_name, data_type, column_type, 0 from information_schema.columns
+    where table_schema = database() and table_name = :table
+    """
+)
+
+
+def mysql_types(url: str, tables: list[str]) -> dict[str, dict[str, str]]:
+    """What MySQL/MariaDB column types mean, where the driver loses it: ``json`` (MariaDB
+    stores JSON as text with a json_valid check), ``bool`` (tinyint(1)) and
+    ``timestamp`` (kept in UTC by the server, unlike DATETIME; marked so only when the
+    server's zone is UTC, else left as read). {table: {column: kind}}"""
+    out: dict[str, dict[str, str]] = {}
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            # TIMESTAMP values arrive in the session's zone: only a UTC server makes them UTC.
+            offset = connection.execute(
+                text("select timestampdiff(second, utc_timestamp(), now())")
+            )
+            utc: bool = offset.scalar_one() == 0
+            for table in tables:
+                try:
+                    rows = connection.execute(MYSQL_TYPES, {"table": table}).all()
+                except SQLAlchemyError:  # MySQL before 8.0.16: no check constraints
+                    rows = connection.execute(MYSQL_TYPES_NO_CHECKS, {"table": table}).all()
+                kinds: dict[str, str] = {}
+                for column, data_type, column_type, json_checked in rows:
+                    if str(data_type).lower() == "json" or json_checked:
+                        kinds[str(column)] = "json"
+                    elif str(column_type).lower() == "tinyint(1)":
+                        kinds[str(column)] = "bool"
+                    elif str(data_type).lower() == "timestamp" and utc:
+                        kinds[str(column)] = "timestamp"
+                out[table] = kinds
+    except SQLAlchemyError:
+        return {}  # the load itself reports the connection problem
+    finally:
+        engine.dispose()
+    return out
+
+
+def _mysql_adapters(kinds: dict[str, str]) -> tuple[Any, Any]:
+    """(table adapter giving reflection the true types, map casting Arrow batches to them)."""
+    import pyarrow as pa
+    from sqlalchemy import JSON, TIMESTAMP, Boolean
+
+    def adapt_table(table: Any) -> None:
+        for column, kind in kinds.items():
+            if column in table.c:
+                table.c[column].type = {
+                    "json": JSON(),
+                    "bool": Boolean(),
+                    "timestamp": TIMESTAMP(timezone=True),
+                }[kind]
+
+    def cast(batch: Any) -> Any:
+        if not isinstance(batch, pa.Table):
+            return batch
+        for column, kind in kinds.items():
+            index = batch.schema.get_field_index(column)
+            if index < 0 or kind == "json":
+                continue
+            target = pa.bool_() if kind == "bool" else pa.timestamp("us", tz="UTC")
+            field = batch.schema.field(index)
+            if field.type != target:
+                batch = batch.set_column(
+                    index,
+                    pa.field(column, target, field.nullable),
+                    batch.column(index).cast(target),
+                )
+        return batch
+
+    return adapt_table, cast
+
+
+def _reader(url: str) -> tuple[str, dict[str, Any]]:
+    """The fastest reader for the engine: Arrow-native for PostgreSQL and MySQL.
+
+    connectorx streams Arrow record batches straight from the wire protocol (no
+    Python objects per row); SQLite keeps SQLAlchemy's cursor, read into Arrow.
+    """
+    if make_url(url).get_backend_name() in ARROW_NATIVE:
+        return "connectorx", {"return_type": "arrow_stream", "batch_size": STREAM_BATCH_ROWS}
+    return "pyarrow", {}
+
+
+def resources(
+    source: SourceSpec, tables: list[str], fresh: set[str] | frozenset[str] = frozenset()
+) -> list[DltResource]:
+    """One resource per table. A table in ``fresh`` (nothing of it loaded yet) whose
+    merge key is the source's own primary key constraint is written with ``replace``:
+    the same rows as a merge into an empty table, without the staging copy."""
     url = _url(source)
-    unkeyed = [
-        source.tables[name].source_table or name
-        for name in tables
-        if source.tables[name].write_disposition is None and not source.tables[name].primary_key
-    ]
-    keys = reflected_keys(url, unkeyed)
+    keys = reflected_keys(url, [source.tables[name].source_table or name for name in tables])
+    backend, backend_kwargs = _reader(url)
+    is_mysql = make_url(url).get_backend_name() == "mysql"
+    typed = (
+        mysql_types(url, [source.tables[n].source_table or n for n in tables]) if is_mysql else {}
+    )
     out = []
     for name in tables:
         spec = source.tables[name]
-        disposition, key = spec.resolved(name, keys.get(spec.source_table or name, ()))
+        constraint = keys.get(spec.source_table or name, ())
+        disposition, key = spec.resolved(name, constraint)
+        first_write = disposition
+        if disposition == "merge" and name in fresh and key and set(key) == set(constraint):
+            first_write = "replace"
         incremental: dlt.sources.incremental[Any] | None = (
             dlt.sources.incremental(spec.cursor, lag=spec.lag) if spec.cursor else None
         )
+        adapt_table, cast = _mysql_adapters(typed.get(spec.source_table or name, {}))
         resource = sql_table(
             credentials=url,
             table=spec.source_table or name,
             incremental=incremental,
-            backend="pyarrow",
+            backend=backend,  # type: ignore[arg-type]
+            backend_kwargs=backend_kwargs,
             chunk_size=CHUNK_SIZE,
             reflection_level="full_with_precision",
             defer_table_reflect=True,
+            table_adapter_callback=adapt_table if is_mysql else None,
         )
+        if is_mysql:
+            resource.add_map(cast)
         resource.apply_hints(
             table_name=name,
-            write_disposition=disposition,
+            write_disposition=first_write,
             primary_key=list(key),
         )
         out.append(resource.with_name(name))
