@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ingest.spec import SourceSpec, TableSpec
 
 BLOCK_SIZE = 16 << 20
+CSV_BATCH_ROWS = 200_000
 
 
 def _flatten(table: pa.Table) -> pa.Table:
@@ -62,16 +63,44 @@ def csv_options(spec: TableSpec) -> dict[str, Any]:
 
 
 def read_csv(path: Path, spec: TableSpec) -> Iterator[pa.Table]:
+    """Arrow batches of a CSV file: parsed by DuckDB (in memory, every core) when it is
+    UTF-8, by pyarrow for other encodings. Both read NULLs and booleans the same way."""
+    encoding = (spec.encoding or "utf-8").lower().replace("_", "-")
+    batches = _csv_duckdb(path, spec) if encoding in ("utf-8", "utf8") else _csv_pyarrow(path, spec)
+    for table in batches:
+        if spec.header is False:  # name them as spreadsheets do
+            table = table.rename_columns([f"column_{i}" for i in range(1, table.num_columns + 1)])
+        yield _flatten(table)
+
+
+def _csv_duckdb(path: Path, spec: TableSpec) -> Iterator[pa.Table]:
+    import duckdb
+    import pyarrow as pa
+
+    connection = duckdb.connect(config={"autoinstall_known_extensions": False})
+    try:
+        relation = connection.read_csv(
+            str(path),
+            header=spec.header is not False,
+            sep=spec.delimiter or ",",
+            na_values=list(spec.null_values) if spec.null_values is not None else NULL_VALUES,
+        )
+        for batch in relation.to_arrow_reader(CSV_BATCH_ROWS):
+            yield pa.Table.from_batches([batch])
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise IngestError(f"cannot parse {path}: {first}") from None
+    finally:
+        connection.close()
+
+
+def _csv_pyarrow(path: Path, spec: TableSpec) -> Iterator[pa.Table]:
     import pyarrow as pa
     from pyarrow import csv
 
-    options = csv_options(spec)
-    reader = csv.open_csv(path, **options)
+    reader = csv.open_csv(path, **csv_options(spec))
     for batch in reader:
-        table = pa.Table.from_batches([batch])
-        if spec.header is False:  # f0, f1… from pyarrow: name them as spreadsheets do
-            table = table.rename_columns([f"column_{i}" for i in range(1, table.num_columns + 1)])
-        yield _flatten(table)
+        yield pa.Table.from_batches([batch])
 
 
 def read_jsonl(path: Path) -> Iterator[pa.Table]:

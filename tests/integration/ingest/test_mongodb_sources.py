@@ -75,7 +75,7 @@ def test_collections_load_flattened_with_child_tables_and_incrementally(
     source = spec("      orders: {cursor: placed_at}\n")
 
     first = run_source(settings, "shop", source)
-    assert first.rows["orders"] == 5
+    assert first.rows["orders"] == 5, first.rows
     assert first.rows["orders__items"] == 10
     rows = warehouse_rows(
         settings,
