@@ -3,6 +3,7 @@
     make bench                      # scale 5 (5,000 customers, 25,000 orders)
     uv run python -m benchmarks --scale 20 --repeat 3
     uv run python -m benchmarks --no-api        # skip the API benchmark (benchmarks/api.py)
+    uv run python -m benchmarks --source-rows 200000   # smaller source tables (default 2M)
 
 Each figure is the best of ``--repeat`` runs, each on a fresh warehouse, ours
 and the baseline alternating so that neither enjoys a warmer cache.
@@ -105,6 +106,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure; the best counts")
     parser.add_argument(
         "--up", action="store_true", help="also time `make up` on a fresh clone of this repository"
+    )
+    parser.add_argument(
+        "--sources",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time each source engine against its bulk path (benchmarks/sources.py)",
+    )
+    parser.add_argument(
+        "--source-rows", type=int, default=2_000_000, help="rows of the wide source table"
     )
     parser.add_argument(
         "--api",
@@ -220,6 +230,11 @@ def main() -> None:
     console.print(
         "targets: whole pipeline ratio ≤ 1.3 (ours vs bare tools); definitions load < 5 s"
     )
+    if args.sources:
+        from benchmarks.sources import print_report
+        from benchmarks.sources import run as run_sources
+
+        print_report(run_sources(args.source_rows, None), args.source_rows, console)
     if args.api:
         from benchmarks.api import run_api_benchmark
         from benchmarks.tokens import run_login_timing, run_token_benchmark

@@ -37,6 +37,8 @@ import psycopg2
 import pymysql
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from headwater.settings import Settings
 
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -331,6 +333,25 @@ def run(rows: int, rss_rows: int | None) -> list[Figure]:
     return figures
 
 
+def print_report(figures: list[Figure], rows: int, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Ingest speed, {rows:,} wide rows (rows/s; ratio = ours / baseline)")
+    for column in ("hot path", "ours", "baseline", "", "ratio", "target"):
+        table.add_column(column, justify="left" if column in ("hot path", "baseline") else "right")
+    for figure in figures:
+        number = "{:,.0f}" if figure.higher_is_better else "{:,.1f}"
+        table.add_row(
+            figure.path,
+            number.format(figure.ours),
+            figure.baseline_name,
+            number.format(figure.baseline),
+            f"{figure.ratio:.2f}",
+            figure.target,
+        )
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -341,22 +362,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     from rich.console import Console
-    from rich.table import Table
 
-    figures = run(args.rows, args.rss_rows)
-    table = Table(title=f"Ingest speed, {args.rows:,} wide rows (rows/s; ratio = ours / baseline)")
-    for column in ("hot path", "ours", "baseline", "", "ratio", "target"):
-        table.add_column(column, justify="left" if column in ("hot path", "baseline") else "right")
-    for figure in figures:
-        table.add_row(
-            figure.path,
-            f"{figure.ours:,.1f}" if not figure.higher_is_better else f"{figure.ours:,.0f}",
-            figure.baseline_name,
-            f"{figure.baseline:,.1f}" if not figure.higher_is_better else f"{figure.baseline:,.0f}",
-            f"{figure.ratio:.2f}",
-            figure.target,
-        )
-    Console(width=130).print(table)
+    print_report(run(args.rows, args.rss_rows), args.rows, Console(width=130))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"this process: peak RSS {peak:,.0f} MiB")
 
