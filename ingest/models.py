@@ -48,3 +48,23 @@ class SourceLoad(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column()
     finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchemaChange(Base):
+    """A change a load made to a raw table's schema: a table or column appeared, or a
+    column's type changed (dlt keeps the new values in a variant column)."""
+
+    __tablename__ = "schema_changes"
+    __table_args__ = (Index("ix_schema_changes_source", "source", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(63))
+    table_name: Mapped[str] = mapped_column(String(255))
+    column_name: Mapped[str | None] = mapped_column(String(255))
+    change: Mapped[str] = mapped_column(String(32))
+    old_type: Mapped[str | None] = mapped_column(String(64))
+    new_type: Mapped[str | None] = mapped_column(String(64))
+    load_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
+DATABASE_ERROR = re.compile(
+    r"(?:(?:Conversion|Constraint|Binder|Catalog|Invalid Input|Out of Memory) Error|"
+    r"ERROR|DETAIL): .*"
+)
 ARROW_FORMATS = {"csv", "jsonl"}
 """File formats read as Arrow batches (the others yield Python rows)."""
 
@@ -114,6 +119,7 @@ def run_source(
     """
     from dlt.pipeline.exceptions import PipelineStepFailed
 
+    from ingest.schema_events import columns_of, diff, record_changes
     from ingest.sources import build_resources
     from ingest.state import record_loads
     from ingest.targets import check_targets
@@ -131,6 +137,7 @@ def run_source(
         else:
             _load_or_raise(settings, name, source, pipe.load)
     fresh = frozenset(selected) if full_refresh else _never_loaded(settings, pipe, selected)
+    before = columns_of(pipe.default_schema if pipe.default_schema_name else None)
     resources = build_resources(source, tables, fresh)
     if settings.warehouse == "postgres":
         # Arrow batches reach PostgreSQL fastest as parquet through ADBC's binary COPY
@@ -148,9 +155,18 @@ def run_source(
         if extracted:
             return pipe.load()
         try:
+            options: dict[str, Any] = {}
+            if source.schema_contract:
+                # Declared tables are always created; the contract rules their columns.
+                mode = source.schema_contract
+                options["schema_contract"] = {
+                    "tables": "evolve",
+                    "columns": mode,
+                    "data_type": mode,
+                }
             if full_refresh:
-                return pipe.run(resources, refresh="drop_resources")
-            return pipe.run(resources)
+                options["refresh"] = "drop_resources"
+            return pipe.run(resources, **options)
         except PipelineStepFailed as exc:
             extracted = exc.step == "load"
             raise
@@ -171,6 +187,8 @@ def run_source(
     rows = {**dict.fromkeys(selected, 0), **loaded}
     load_id = info.loads_ids[-1] if info.loads_ids else None
     record_loads(settings, name, rows, started_at=started_at, load_id=load_id)
+    after = columns_of(pipe.default_schema if pipe.default_schema_name else None)
+    record_changes(settings, name, diff(before, after, set(selected)), load_id)
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
     )
@@ -216,8 +234,23 @@ def _describe(exc: BaseException | None, source: SourceSpec) -> str:
     """The first line of the cause, with the source's password (if any) masked."""
     if exc is None:
         return "unknown error"
+    entity = getattr(exc, "schema_entity", None)
+    if entity is not None and hasattr(exc, "contract_mode"):  # dlt's DataValidationError
+        what = {"tables": "a new table", "columns": "a new column", "data_type": "a new type"}
+        column = getattr(exc, "column_name", None)
+        return (
+            f"table {getattr(exc, 'table_name', '?')!r} got {what.get(entity, entity)}"
+            f"{f' ({column!r})' if column else ''}, which the source's schema_contract "
+            f"{source.schema_contract!r} refuses"
+        )
     lines = str(exc).strip().splitlines()
     text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    # A load job that failed for good carries the whole traceback: keep the database's line.
+    database_line = next(
+        (line.strip() for line in reversed(lines) if DATABASE_ERROR.search(line)), None
+    )
+    if database_line is not None:
+        text = DATABASE_ERROR.search(database_line).group(0)  # type: ignore[union-attr]
     password = _password(source)
     if password:
         from urllib.parse import quote

@@ -137,6 +137,11 @@ class SourceSpec(_Strict):
 
     kind: Literal["database", "file", "mongodb", "rest_api"]
     description: str | None = None
+    schema_contract: Literal["evolve", "freeze", "discard_rows", "discard_value"] | None = Field(
+        default=None,
+        description="What a load does with new tables, columns and types: evolve (take them "
+        "in, the default), freeze (fail the load), discard_rows, discard_value.",
+    )
     connection: str | None = None
     database: str | None = Field(
         default=None, description="MongoDB: the database (default: the one in the URL)."

@@ -163,7 +163,7 @@ def record_loads(
     values = cursor_values(settings, name) if error is None else {}
     finished = utcnow()
     with session_scope(settings.metadata_url) as session:
-        if not store_ready(session, settings):
+        if not store_ready(session, settings, SourceLoad.__tablename__):
             return
         for table, count in rows.items():
             cursor = next(iter(values.get(table, {}).values()), None)

@@ -218,12 +218,14 @@ def resolve_paths_of(spec: SourceSpec, folder: Path) -> SourceSpec:
     return resolve_paths(SourcesFile(sources={"s": spec}), folder).sources["s"]
 
 
-def store_ready(session: Session, settings: Settings) -> bool:
-    """Whether the store holds the sources table (``headwater init`` creates it)."""
+def store_ready(
+    session: Session, settings: Settings, table: str = StoredSource.__tablename__
+) -> bool:
+    """Whether the store holds ``table`` (``headwater init`` migrates it)."""
     store = sqlite_path(settings.metadata_url)
     if store is not None and not store.exists():
         return False
-    return inspect(session.connection()).has_table(StoredSource.__tablename__)
+    return inspect(session.connection()).has_table(table)
 
 
 def stored_sources(session: Session, settings: Settings) -> dict[str, Declared]:

@@ -16,6 +16,7 @@ TableName = Annotated[str, msgspec.Meta(min_length=1, max_length=63, pattern=NO_
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Text = Annotated[str, msgspec.Meta(max_length=2000, pattern=NO_NUL)]
 Kind = Literal["database", "file", "mongodb", "rest_api"]
+Contract = Literal["evolve", "freeze", "discard_rows", "discard_value"]
 Config = Annotated[dict[str, Any], msgspec.Meta(max_length=100)]
 """dlt rest_api configuration (client, endpoint, resource defaults): passed on as it is."""
 Origin = Literal["file", "store"]
@@ -61,6 +62,9 @@ class SourceIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     secrets are stored encrypted and only ever shown masked."""
     resource_defaults: Config | None = None
     """REST API: dlt's defaults for every endpoint."""
+    schema_contract: Contract | None = None
+    """New tables, columns and types: evolve (default), freeze (fail the load),
+    discard_rows, discard_value."""
     description: Text | None = None
 
 
@@ -73,6 +77,7 @@ class SourceUpdate(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     database: Identifier | msgspec.UnsetType | None = msgspec.UNSET
     client: Config | msgspec.UnsetType | None = msgspec.UNSET
     resource_defaults: Config | msgspec.UnsetType | None = msgspec.UNSET
+    schema_contract: Contract | msgspec.UnsetType | None = msgspec.UNSET
     description: Text | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -90,6 +95,7 @@ class SourceOut(msgspec.Struct, rename="camel"):
     client: dict[str, Any] | None
     """REST API: auth secrets masked."""
     resource_defaults: dict[str, Any] | None
+    schema_contract: Contract | None
     description: str | None
     created_at: datetime | None
     updated_at: datetime | None
@@ -117,6 +123,18 @@ class TableStateOut(msgspec.Struct, rename="camel"):
     last_load: LastLoadOut | None
 
 
+class SchemaChangeOut(msgspec.Struct, rename="camel"):
+    table: str
+    column: str | None
+    change: Literal["table_added", "column_added", "column_removed", "type_changed"]
+    old_type: str | None
+    new_type: str | None
+    at: datetime
+    load_id: str | None
+
+
 class SourceState(msgspec.Struct, rename="camel"):
     name: str
     tables: list[TableStateOut]
+    schema_changes: list[SchemaChangeOut]
+    """The newest 50 changes loads made to the raw tables' schemas, newest first."""

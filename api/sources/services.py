@@ -14,6 +14,7 @@ from api.schemas import Page
 from api.sources.schemas import (
     ConnectionTest,
     LastLoadOut,
+    SchemaChangeOut,
     SourceIn,
     SourceOut,
     SourceState,
@@ -23,6 +24,7 @@ from api.sources.schemas import (
 )
 from ingest import store
 from ingest.errors import IngestError, SourceNotFound, SpecError
+from ingest.schema_events import recent_changes
 from ingest.state import table_states
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ def source_out(declared: store.Declared) -> SourceOut:
         database=spec.database,
         client=spec.client,
         resource_defaults=spec.resource_defaults,
+        schema_contract=spec.schema_contract,
         description=spec.description,
         created_at=declared.created_at,
         updated_at=declared.updated_at,
@@ -116,7 +119,7 @@ def create_source(settings: Settings, session: Session, data: SourceIn, actor: A
         fields["connection"] = data.connection
     if data.description is not None:
         fields["description"] = data.description
-    for field in ("database", "client", "resource_defaults"):
+    for field in ("database", "client", "resource_defaults", "schema_contract"):
         if getattr(data, field) is not None:
             fields[field] = getattr(data, field)
     created = store.create_source(session, settings, data.name, fields)
@@ -134,7 +137,7 @@ def update_source(
         changes["connection"] = data.connection
     if not isinstance(data.description, msgspec.UnsetType):
         changes["description"] = data.description
-    for field in ("database", "client", "resource_defaults"):
+    for field in ("database", "client", "resource_defaults", "schema_contract"):
         if not isinstance(getattr(data, field), msgspec.UnsetType):
             changes[field] = getattr(data, field)
     before, after = store.update_source(session, settings, name, changes)
@@ -174,7 +177,19 @@ def source_state(settings: Settings, session: Session, name: str) -> SourceState
         )
         for state in table_states(settings, session, name, declared.spec)
     ]
-    return SourceState(name=name, tables=tables)
+    changes = [
+        SchemaChangeOut(
+            table=c.table,
+            column=c.column,
+            change=c.change,  # type: ignore[arg-type]
+            old_type=c.old_type,
+            new_type=c.new_type,
+            at=c.at,
+            load_id=c.load_id,
+        )
+        for c in recent_changes(session, name)
+    ]
+    return SourceState(name=name, tables=tables, schema_changes=changes)
 
 
 def test_connection(settings: Settings, name: str, declared: store.Declared) -> ConnectionTest:

@@ -256,6 +256,7 @@ def test_state_shows_cursors_and_last_loads_after_a_real_load(
         "tables": [
             {"table": "contacts", "cursor": "changed", "cursorValue": None, "lastLoad": None}
         ],
+        "schemaChanges": [],
     }
     run_source(settings, "crm", all_sources(settings)["crm"].spec)
     state = client.get("/api/sources/crm/state", headers=admin_headers).json()
@@ -263,6 +264,8 @@ def test_state_shows_cursors_and_last_loads_after_a_real_load(
     assert table["cursorValue"] == "2026-01-02"
     assert table["lastLoad"]["status"] == "loaded"
     assert table["lastLoad"]["rows"] == 2
+    [created] = state["schemaChanges"]
+    assert (created["table"], created["change"]) == ("contacts", "table_added")
 
     assert client.delete("/api/sources/crm", headers=admin_headers).status_code == 204
     assert client.get("/api/sources/crm", headers=admin_headers).status_code == 404
