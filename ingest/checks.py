@@ -29,6 +29,7 @@ def column_problems(table: str, spec: TableSpec, columns: Sequence[str]) -> list
     present = set(columns)
     wanted = [("cursor", spec.cursor)] if spec.cursor else []
     wanted += [("primary_key", key) for key in spec.primary_key]
+    wanted += [("columns", column) for column in spec.columns or ()]
     problems = []
     for setting, column in wanted:
         if column not in present:

@@ -73,6 +73,13 @@ class TableSpec(_Strict):
         default=None, description="CSV: texts read as NULL (the empty field and NULL, NA…)."
     )
     source_table: str | None = Field(default=None, description="Name in the source, if different.")
+    query: str | None = Field(
+        default=None,
+        description="Database: one SELECT (in the source's SQL dialect) whose rows are the table.",
+    )
+    columns: tuple[str, ...] | None = Field(
+        default=None, description="Database: only these columns of the source table."
+    )
     endpoint: dict[str, Any] | str | None = Field(
         default=None,
         description="REST API: dlt's endpoint configuration (path, params, data_selector, "
@@ -116,6 +123,11 @@ class TableSpec(_Strict):
             for value in (self.delimiter, self.encoding, self.header, self.null_values)
         )
 
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _one_or_many_columns(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
     @field_validator("null_values", mode="before")
     @classmethod
     def _one_or_many_nulls(cls, value: Any) -> Any:
@@ -129,6 +141,12 @@ class TableSpec(_Strict):
             raise ValueError("'lag' needs a 'cursor'")
         if self.cursor_param is not None and self.cursor is None:
             raise ValueError("'cursor_param' needs a 'cursor'")
+        if self.query is not None and (self.source_table is not None or self.columns):
+            raise ValueError(
+                "a 'query' names its own tables and columns: drop source_table/columns"
+            )
+        if self.columns is not None and not self.columns:
+            raise ValueError("'columns' lists no column")
         return self
 
 
@@ -188,6 +206,14 @@ class SourceSpec(_Strict):
             for field in ("endpoint", "cursor_param")
             if getattr(table, field) is not None
         ] + [field for field in ("client", "resource_defaults") if getattr(self, field) is not None]
+        database_only = [
+            f"table {name!r}: {field}"
+            for name, table in self.tables.items()
+            for field in ("query", "columns")
+            if getattr(table, field) is not None
+        ]
+        if self.kind != "database" and database_only:
+            raise ValueError(f"{', '.join(database_only)}: belong(s) to 'database' sources")
         if self.kind != "rest_api" and rest_only:
             raise ValueError(f"{', '.join(rest_only)}: belong(s) to 'rest_api' sources")
         if self.kind == "rest_api":
@@ -217,6 +243,12 @@ class SourceSpec(_Strict):
                     "postgresql://user:${PASSWORD}@host:5432/db)"
                 ) from None
             self._no_file_options()
+            from ingest.queries import query_problem
+
+            for name, table in self.tables.items():
+                problem = query_problem(table.query, self.connection) if table.query else None
+                if problem:
+                    raise ValueError(f"table {name!r}: query: {problem}")
         elif self.kind == "file":
             if self.connection:
                 raise ValueError("a 'file' source takes no 'connection'; give each table a 'path'")

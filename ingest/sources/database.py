@@ -15,9 +15,11 @@ from ingest.checks import column_problems
 from ingest.errors import IngestError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from dlt.extract.resource import DltResource
 
-    from ingest.spec import SourceSpec
+    from ingest.spec import SourceSpec, TableSpec
 
 CHUNK_SIZE = 50_000
 STREAM_BATCH_ROWS = 200_000
@@ -175,15 +177,17 @@ def resources(
     merge key is the source's own primary key constraint is written with ``replace``:
     the same rows as a merge into an empty table, without the staging copy."""
     url = _url(source)
-    keys = reflected_keys(url, [source.tables[name].source_table or name for name in tables])
+    named = [source.tables[n].source_table or n for n in tables if source.tables[n].query is None]
+    keys = reflected_keys(url, named)
     backend, backend_kwargs = _reader(url)
     is_mysql = make_url(url).get_backend_name() == "mysql"
-    typed = (
-        mysql_types(url, [source.tables[n].source_table or n for n in tables]) if is_mysql else {}
-    )
+    typed = mysql_types(url, named) if is_mysql else {}
     out = []
     for name in tables:
         spec = source.tables[name]
+        if spec.query is not None:
+            out.append(_query_resource(url, name, spec))
+            continue
         constraint = keys.get(spec.source_table or name, ())
         disposition, key = spec.resolved(name, constraint)
         first_write = disposition
@@ -203,6 +207,7 @@ def resources(
             reflection_level="full_with_precision",
             defer_table_reflect=True,
             table_adapter_callback=adapt_table if is_mysql else None,
+            included_columns=list(spec.columns) if spec.columns else None,
         )
         if is_mysql:
             resource.add_map(cast)
@@ -213,6 +218,77 @@ def resources(
         )
         out.append(resource.with_name(name))
     return out
+
+
+def _arrow_url(url: str) -> str:
+    """The URL connectorx reads: the engine's own scheme, no SQLAlchemy driver."""
+    parsed = make_url(url)
+    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=False)
+
+
+def _query_rows(url: str, sql: str) -> Iterator[Any]:
+    """Arrow tables of ``sql``'s rows, streamed."""
+    import pyarrow as pa
+
+    if make_url(url).get_backend_name() in ARROW_NATIVE:
+        import connectorx as cx
+
+        reader = cx.read_sql(
+            _arrow_url(url), sql, return_type="arrow_stream", batch_size=STREAM_BATCH_ROWS
+        )
+        for batch in reader:
+            yield pa.Table.from_batches([batch])
+        return
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            result = connection.execution_options(stream_results=True).execute(text(sql))
+            names = list(result.keys())
+            while rows := result.fetchmany(CHUNK_SIZE):
+                yield pa.Table.from_pylist([dict(zip(names, row, strict=True)) for row in rows])
+    finally:
+        engine.dispose()
+
+
+def _query_resource(url: str, name: str, spec: TableSpec) -> DltResource:
+    """A table whose rows are ``spec.query``'s; with a cursor, only rows at or past it."""
+    from ingest.queries import incremental_sql
+
+    disposition, key = spec.resolved(name)
+    query = spec.query or ""
+    incremental: dlt.sources.incremental[Any] | None = (
+        dlt.sources.incremental(spec.cursor, lag=spec.lag) if spec.cursor else None
+    )
+
+    def read(cursor: dlt.sources.incremental[Any] | None = incremental) -> Iterator[Any]:
+        sql = query
+        if spec.cursor and cursor is not None and cursor.last_value is not None:
+            sql = incremental_sql(query, url, spec.cursor, cursor.last_value)
+        try:
+            yield from _query_rows(url, sql)
+        except (SQLAlchemyError, RuntimeError) as exc:
+            orig = getattr(exc, "orig", None) or exc
+            first = (str(orig).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise IngestError(f"table {name!r}: the query failed: {first}") from None
+
+    return dlt.resource(
+        read, name=name, table_name=name, write_disposition=disposition, primary_key=list(key)
+    )
+
+
+def _query_problems(connection: Any, url: str, name: str, spec: TableSpec) -> list[str]:
+    """Run the query for its columns only (no rows); what the table's settings lack."""
+    from ingest.queries import probe_sql
+
+    probe = probe_sql(spec.query or "", url)
+    try:
+        columns = list(connection.execute(text(probe)).keys())
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(exc).__name__])[0][:300]
+        connection.rollback()
+        return [f"table {name!r}: the query failed: {first}"]
+    return column_problems(name, spec, columns)
 
 
 def check_connection(source: SourceSpec) -> None:
@@ -226,7 +302,13 @@ def check_connection(source: SourceSpec) -> None:
             problems = [
                 problem
                 for name, spec in source.tables.items()
-                if (spec.source_table or name) in present
+                if spec.query is not None
+                for problem in _query_problems(connection, url, name, spec)
+            ]
+            problems += [
+                problem
+                for name, spec in source.tables.items()
+                if spec.query is None and (spec.source_table or name) in present
                 for problem in column_problems(
                     name,
                     spec,
@@ -247,7 +329,7 @@ def check_connection(source: SourceSpec) -> None:
     missing = [
         spec.source_table or name
         for name, spec in source.tables.items()
-        if (spec.source_table or name) not in present
+        if spec.query is None and (spec.source_table or name) not in present
     ]
     if missing:
         raise IngestError(f"{_safe(url)} has no table(s) {', '.join(missing)}")
