@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         description="Folders file sources may read (comma separated). Default: the project "
         "and HEADWATER_HOME.",
     )
+    ingest_attempts: int = Field(
+        default=3, ge=1, le=10, description="Attempts of a load that fails transiently."
+    )
+    ingest_retry_seconds: float = Field(
+        default=2.0, ge=0, description="First wait before another attempt (then doubled)."
+    )
     jwt_ttl_minutes: int = Field(
         default=15, gt=0, le=15, description="Access token lifetime (at most 15 minutes)."
     )

@@ -30,6 +30,9 @@ for _key, _value in {
     "DATA_WRITER__DISABLE_COMPRESSION": "true",
     "DATA_WRITER__FILE_MAX_ITEMS": "500000",
     "LOAD__DELETE_COMPLETED_JOBS": "true",
+    # A replaced table changes in one transaction from a staging copy: a load failing
+    # midway leaves the old rows in place.
+    "DESTINATION__REPLACE_STRATEGY": "insert-from-staging",
 }.items():
     os.environ.setdefault(_key, _value)
 
@@ -117,10 +120,7 @@ def run_source(
     ``full_refresh`` drops the loaded tables and their incremental state first,
     then loads everything again.
     """
-    from dlt.pipeline.exceptions import PipelineStepFailed
-
     from ingest.schema_events import columns_of, diff, record_changes
-    from ingest.sources import build_resources
     from ingest.state import record_loads
     from ingest.targets import check_targets
 
@@ -128,6 +128,41 @@ def run_source(
     started = time.perf_counter()
     started_at = utcnow()
     selected = list(source.tables) if tables is None else tables
+    try:
+        pipe, info, normalized, before = _load_source(
+            settings, name, source, tables, selected, full_refresh
+        )
+    except IngestError as exc:
+        record_loads(
+            settings, name, dict.fromkeys(selected, 0), started_at=started_at, error=exc.message
+        )
+        raise
+    loaded = {table: n for table, n in normalized.items() if not table.startswith("_dlt")}
+    # Every selected table, those with no new rows included; child tables as dlt made them.
+    rows = {**dict.fromkeys(selected, 0), **loaded}
+    load_id = info.loads_ids[-1] if info.loads_ids else None
+    record_loads(settings, name, rows, started_at=started_at, load_id=load_id)
+    after = columns_of(pipe.default_schema if pipe.default_schema_name else None)
+    record_changes(settings, name, diff(before, after, set(selected)), load_id)
+    return LoadSummary(
+        name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
+    )
+
+
+def _load_source(
+    settings: Settings,
+    name: str,
+    source: SourceSpec,
+    tables: list[str] | None,
+    selected: list[str],
+    full_refresh: bool,
+) -> tuple[Pipeline, Any, dict[str, int], dict[str, Any]]:
+    """(pipeline, dlt's load info, rows per table, the schema's columns before the load)."""
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from ingest.schema_events import columns_of
+    from ingest.sources import build_resources
+
     pipe = pipeline(settings, name)
     if pipe.has_pending_data:
         # A load cut short earlier (e.g. it timed out waiting for the warehouse). dlt would
@@ -138,7 +173,7 @@ def run_source(
             _load_or_raise(settings, name, source, pipe.load)
     fresh = frozenset(selected) if full_refresh else _never_loaded(settings, pipe, selected)
     before = columns_of(pipe.default_schema if pipe.default_schema_name else None)
-    resources = build_resources(source, tables, fresh)
+    resources = _retried(settings, lambda: build_resources(source, tables, fresh))
     if settings.warehouse == "postgres":
         # Arrow batches reach PostgreSQL fastest as parquet through ADBC's binary COPY
         # (measured at 2M rows: 0.79x of a plain COPY FROM; CSV through COPY 0.57x; the
@@ -175,23 +210,8 @@ def run_source(
             if trace is not None and trace.last_normalize_info is not None:
                 normalized = dict(trace.last_normalize_info.row_counts)
 
-    try:
-        info = _load_or_raise(settings, name, source, attempt)
-    except IngestError as exc:
-        record_loads(
-            settings, name, dict.fromkeys(selected, 0), started_at=started_at, error=exc.message
-        )
-        raise
-    loaded = {table: n for table, n in normalized.items() if not table.startswith("_dlt")}
-    # Every selected table, those with no new rows included; child tables as dlt made them.
-    rows = {**dict.fromkeys(selected, 0), **loaded}
-    load_id = info.loads_ids[-1] if info.loads_ids else None
-    record_loads(settings, name, rows, started_at=started_at, load_id=load_id)
-    after = columns_of(pipe.default_schema if pipe.default_schema_name else None)
-    record_changes(settings, name, diff(before, after, set(selected)), load_id)
-    return LoadSummary(
-        name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
-    )
+    info = _load_or_raise(settings, name, source, attempt)
+    return pipe, info, normalized, before
 
 
 def _yields_arrow(source: SourceSpec, table: str) -> bool:
@@ -215,14 +235,61 @@ def _never_loaded(settings: Settings, pipe: Pipeline, tables: list[str]) -> froz
     return frozenset(table for table in tables if table not in seen)
 
 
+def _retried(settings: Settings, work: Callable[[], Any]) -> Any:
+    """``work()``, tried again while it fails transiently (e.g. reflecting the tables of a
+    database that is restarting)."""
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+    from ingest.retries import is_transient
+
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.ingest_attempts),
+        wait=wait_exponential(multiplier=settings.ingest_retry_seconds, max=60),
+        retry=retry_if_exception(is_transient),
+        reraise=True,
+    )
+    return retrying(work)
+
+
 def _load_or_raise(
     settings: Settings, name: str, source: SourceSpec, load: Callable[[], Any]
 ) -> Any:
-    """Run a dlt step, waiting for the warehouse; a failure becomes one clear IngestError."""
-    from dlt.pipeline.exceptions import PipelineStepFailed
+    """Run a dlt step, waiting for the warehouse; a failure becomes one clear IngestError.
 
+    A transient failure (connection cut, timeout, 429 / 5xx) is tried again, up to
+    ``HEADWATER_INGEST_ATTEMPTS`` times with exponential backoff; a permanent one
+    (credentials, missing table or column, SQL) fails at once.
+    """
+    from dlt.pipeline.exceptions import PipelineStepFailed
+    from tenacity import (
+        RetryError,
+        Retrying,
+        retry_if_exception,
+        stop_after_attempt,
+        wait_exponential,
+    )
+
+    from ingest.retries import is_transient
+
+    attempts = settings.ingest_attempts
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=settings.ingest_retry_seconds, max=60),
+        retry=retry_if_exception(
+            lambda exc: isinstance(exc, PipelineStepFailed) and is_transient(exc)
+        ),
+        reraise=False,
+    )
     try:
-        return wait_for_warehouse(settings, load)
+        return retrying(wait_for_warehouse, settings, load)
+    except RetryError as exc:
+        failure = exc.last_attempt.exception()
+        assert isinstance(failure, PipelineStepFailed)  # noqa: S101 - the retry condition
+        cause = failure.__cause__ or failure.exception
+        raise IngestError(
+            f"loading source {name!r} failed at step {failure.step} after {attempts} "
+            f"attempts: {_describe(cause, source)}"
+        ) from None
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
         raise IngestError(

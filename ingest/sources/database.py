@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import dlt
 from dlt.sources.sql_database import sql_table
+from dlt.sources.sql_database.helpers import ConnectorXTableLoader, register_table_loader_backend
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 CHUNK_SIZE = 50_000
 STREAM_BATCH_ROWS = 200_000
 ARROW_NATIVE = {"postgresql", "mysql"}
+ARROW_BACKEND = "headwater_connectorx"
 
 
 def _url(source: SourceSpec) -> str:
@@ -54,20 +56,38 @@ def _safe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _connection_error(url: str, exc: SQLAlchemyError) -> IngestError:
+    """One line naming the database (password masked) and what its driver said."""
+    orig = getattr(exc, "orig", None)
+    reason = str(orig) if orig is not None else type(exc).__name__
+    password = make_url(url).password
+    if password:
+        reason = reason.replace(str(password), "***")
+    return IngestError(f"cannot connect to {_safe(url)}: {(reason.splitlines() or [''])[0]}")
+
+
 def reflected_keys(url: str, tables: list[str]) -> dict[str, tuple[str, ...]]:
-    """The primary key of each of ``tables`` as the database declares it (empty if none)."""
+    """The primary key of each of ``tables`` as the database declares it (empty if none).
+
+    Raises:
+        IngestError: the database cannot be reached, or lacks one of the tables.
+    """
     if not tables:
         return {}
     engine = _engine(url)
     try:
         with engine.connect() as connection:
             inspector = inspect(connection)
+            present = set(inspector.get_table_names()) | set(inspector.get_view_names())
+            missing = [table for table in tables if table not in present]
+            if missing:
+                raise IngestError(f"{_safe(url)} has no table(s) {', '.join(missing)}")
             return {
                 table: tuple(inspector.get_pk_constraint(table).get("constrained_columns") or ())
                 for table in tables
             }
-    except SQLAlchemyError:
-        return {}  # the load itself reports the connection problem, with its hint
+    except SQLAlchemyError as exc:
+        raise _connection_error(url, exc) from None
     finally:
         engine.dispose()
 
@@ -159,6 +179,26 @@ def _mysql_adapters(kinds: dict[str, str]) -> tuple[Any, Any]:
     return adapt_table, cast
 
 
+class _ConnectorXLoader(ConnectorXTableLoader):
+    """dlt's connectorx reader, with connectorx's panics turned into plain errors.
+
+    connectorx reports a connection cut midway as a Rust panic, which Python raises as
+    a BaseException that nothing on the way would catch: here it becomes the
+    ConnectionError it is, so that the load fails cleanly and is tried again.
+    """
+
+    def _load_rows_connectorx(self, query: Any, backend_kwargs: dict[str, Any]) -> Iterator[Any]:
+        try:
+            yield from super()._load_rows_connectorx(query, backend_kwargs)
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise ConnectionError(f"connectorx: {str(exc).splitlines()[0][:300]}") from None
+
+
+register_table_loader_backend(ARROW_BACKEND, _ConnectorXLoader)
+
+
 def _reader(url: str) -> tuple[str, dict[str, Any]]:
     """The fastest reader for the engine: Arrow-native for PostgreSQL and MySQL.
 
@@ -166,7 +206,7 @@ def _reader(url: str) -> tuple[str, dict[str, Any]]:
     Python objects per row); SQLite keeps SQLAlchemy's cursor, read into Arrow.
     """
     if make_url(url).get_backend_name() in ARROW_NATIVE:
-        return "connectorx", {"return_type": "arrow_stream", "batch_size": STREAM_BATCH_ROWS}
+        return ARROW_BACKEND, {"return_type": "arrow_stream", "batch_size": STREAM_BATCH_ROWS}
     return "pyarrow", {}
 
 
@@ -174,8 +214,8 @@ def resources(
     source: SourceSpec, tables: list[str], fresh: set[str] | frozenset[str] = frozenset()
 ) -> list[DltResource]:
     """One resource per table. A table in ``fresh`` (nothing of it loaded yet) whose
-    merge key is the source's own primary key constraint is written with ``replace``:
-    the same rows as a merge into an empty table, without the staging copy."""
+    merge key is the source's own primary key constraint is appended: the same rows
+    as a merge into an empty table, without the staging copy."""
     url = _url(source)
     named = [source.tables[n].source_table or n for n in tables if source.tables[n].query is None]
     keys = reflected_keys(url, named)
@@ -192,7 +232,7 @@ def resources(
         disposition, key = spec.resolved(name, constraint)
         first_write = disposition
         if disposition == "merge" and name in fresh and key and set(key) == set(constraint):
-            first_write = "replace"
+            first_write = "append"
         incremental: dlt.sources.incremental[Any] | None = (
             dlt.sources.incremental(spec.cursor, lag=spec.lag) if spec.cursor else None
         )
@@ -236,8 +276,13 @@ def _query_rows(url: str, sql: str) -> Iterator[Any]:
         reader = cx.read_sql(
             _arrow_url(url), sql, return_type="arrow_stream", batch_size=STREAM_BATCH_ROWS
         )
-        for batch in reader:
-            yield pa.Table.from_batches([batch])
+        try:
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+        except BaseException as exc:
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise ConnectionError(f"connectorx: {str(exc).splitlines()[0][:300]}") from None
         return
     engine = _engine(url)
     try:
@@ -298,7 +343,7 @@ def check_connection(source: SourceSpec) -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
             inspector = inspect(connection)
-            present = set(inspector.get_table_names())
+            present = set(inspector.get_table_names()) | set(inspector.get_view_names())
             problems = [
                 problem
                 for name, spec in source.tables.items()
@@ -316,14 +361,7 @@ def check_connection(source: SourceSpec) -> None:
                 )
             ]
     except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        reason = str(orig) if orig is not None else type(exc).__name__
-        password = make_url(url).password
-        if password:
-            reason = reason.replace(str(password), "***")
-        raise IngestError(
-            f"cannot connect to {_safe(url)}: {(reason.splitlines() or [''])[0]}"
-        ) from None
+        raise _connection_error(url, exc) from None
     finally:
         engine.dispose()
     missing = [

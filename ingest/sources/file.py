@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,17 +165,24 @@ def _reader(source: SourceSpec, table: str) -> Iterator[Any]:
     return read_excel(path, spec.sheet)
 
 
+def _read_again(source: SourceSpec, table: str) -> Callable[[], Iterator[Any]]:
+    def read() -> Iterator[Any]:
+        yield from _reader(source, table)
+
+    return read
+
+
 def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
     out = []
     for name in tables:
         spec = source.tables[name]
         disposition, key = spec.resolved(name)
         resource = dlt.resource(
-            _reader(source, name),
+            _read_again(source, name),  # a function: a retried load reads the file anew
             name=name,
             write_disposition=disposition,
             primary_key=list(key),
-        )
+        )()
         if spec.cursor:
             resource.apply_hints(incremental=dlt.sources.incremental(spec.cursor, lag=spec.lag))
         out.append(resource)
