@@ -214,12 +214,15 @@ def copy_from(csv_path: Path) -> float:
 def peak_rss_mb(rows: int) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of a fresh process loading ``rows`` PostgreSQL rows."""
     code = (
-        "import resource, sys, tempfile, time; from pathlib import Path; "
+        "import sys, tempfile, time; from pathlib import Path; "
         "from benchmarks.sources import databases, fresh_settings, ours\n"
         f"with databases({rows}) as (pg, _), tempfile.TemporaryDirectory() as root:\n"
         "    started = time.perf_counter()\n"
         "    seconds = ours(fresh_settings(Path(root), 'rss'), pg)\n"
-        "    print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        # VmHWM: this process's own peak. ru_maxrss would also count the parent's
+        # image from before exec (Linux carries it over), not what the load used.
+        "    hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+        "    print(seconds, int(hwm.split()[1]) / 1024)\n"
     )
     output = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True

@@ -65,7 +65,8 @@ def _masked(text: str) -> str:
     """``text`` with the password of any URL in it replaced by ``***``."""
     import re
 
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"([?&][^=&\s]*(?:pass|secret|token|key|auth)[^=&\s]*=)[^&\s]+", r"\1***", text)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -364,7 +365,8 @@ def source() -> None:
 @handle_errors
 def source_list() -> None:
     """Every source, where it is declared, its kind and tables."""
-    from ingest.store import all_sources, mask_url
+    from ingest.masks import mask_url
+    from ingest.store import all_sources
 
     for name, declared in all_sources(_settings()).items():
         home = "sources.yml" if declared.origin == "file" else "stored"
@@ -380,12 +382,12 @@ def source_show(name: str) -> None:
     """A source as YAML, its connection masked."""
     import yaml
 
-    from ingest.store import all_sources, masked
+    from headwater.db import session_scope
+    from ingest.store import get_source, masked
 
     settings = _settings()
-    declared = all_sources(settings).get(name)
-    if declared is None:
-        raise HeadwaterError(f"no source named {name!r}", hint="`headwater source list` shows them")
+    with session_scope(settings.metadata_url) as session:
+        declared = get_source(settings, session, name)
     spec = masked(declared.spec).model_dump(mode="json", exclude_none=True)
     for table in spec["tables"].values():
         if table.get("primary_key") == []:
@@ -413,7 +415,7 @@ def source_add(name: str, spec_file: Path, replace: bool) -> None:
 
     settings = _settings()
     spec = parse_source(spec_file.read_text(encoding="utf-8"), name, str(spec_file))
-    data = spec.model_dump(mode="json", exclude_none=True)
+    data = spec.model_dump(mode="json")  # every field: --replace leaves nothing of the old
     actor = _cli_actor()
     with session_scope(_migrated(settings)) as session:
         existing = all_sources(settings, session).get(name)

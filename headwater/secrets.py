@@ -154,11 +154,17 @@ def rotate_all(session: Session, box: SecretBox, metadata: MetaData) -> int:
         key = list(table.primary_key.columns)
         rows = session.execute(select(*key, column).where(column.is_not(None))).all()
         for row in rows:
-            changes.append((table, column, key, tuple(row[: len(key)]), box.rotate(row[-1])))
-    for table, column, key, ids, token in changes:
+            old = row[-1]
+            changes.append((table, column, key, tuple(row[: len(key)]), old, box.rotate(old)))
+    rewritten = 0
+    for table, column, key, ids, old, token in changes:
         condition = [part == value for part, value in zip(key, ids, strict=True)]
-        session.execute(update(table).where(*condition).values({column.name: token}))
-    return len(changes)
+        # Only if unchanged since read: a row written meanwhile is already under the first key.
+        result = session.execute(
+            update(table).where(*condition, column == old).values({column.name: token})
+        )
+        rewritten += result.rowcount  # type: ignore[attr-defined]
+    return rewritten
 
 
 def add_key(settings: Settings) -> None:

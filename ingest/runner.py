@@ -320,26 +320,11 @@ def _describe(exc: BaseException | None, source: SourceSpec) -> str:
     )
     if database_line is not None:
         text = DATABASE_ERROR.search(database_line).group(0)  # type: ignore[union-attr]
-    password = _password(source)
-    if password:
-        from urllib.parse import quote
+    from ingest.masks import scrub, secret_paths, url_secrets
 
-        for form in (password, quote(password, safe="")):
-            text = text.replace(form, "***")
-    return text
-
-
-def _password(source: SourceSpec) -> str | None:
-    if not source.connection:
-        return None
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        password = make_url(source.connection).password
-    except ArgumentError:
-        return None
-    return str(password) if password else None
+    secrets = url_secrets(source.connection)
+    secrets += [value for _, value in secret_paths(source.model_dump(mode="json"))]
+    return scrub(text, secrets)
 
 
 def run_all(

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ingest.errors import IngestError, SpecError
+from ingest.masks import secret_paths
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Innermost reference first, so a default may itself hold a reference.
@@ -526,9 +527,6 @@ _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:(?P<password>.*)
 _REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-)?\}")
 
 
-SECRET_AUTH_FIELDS = ("token", "api_key", "password", "client_secret", "access_token")
-
-
 def _clear_text_passwords(data: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Paths of secrets written out rather than a ``${VAR}``: connection passwords and
     a REST API's ``client.auth`` secrets."""
@@ -544,14 +542,23 @@ def _clear_text_passwords(data: dict[str, Any]) -> list[tuple[Any, ...]]:
             match = _URL_PASSWORD.match(connection)
             if match and _REFERENCE.sub("", match.group("password")):
                 found.append(("sources", name, "connection"))
-        client = source.get("client")
-        auth = client.get("auth") if isinstance(client, dict) else None
-        if isinstance(auth, dict):
-            found += [
-                ("sources", name, "client", "auth", field)
-                for field in SECRET_AUTH_FIELDS
-                if isinstance(auth.get(field), str) and _REFERENCE.sub("", auth[field])
+        trees: list[tuple[tuple[Any, ...], Any]] = [
+            (("sources", name, "client"), source.get("client")),
+            (("sources", name, "resource_defaults"), source.get("resource_defaults")),
+        ]
+        tables = source.get("tables")
+        if isinstance(tables, dict):
+            trees += [
+                (("sources", name, "tables", table, "endpoint"), entry.get("endpoint"))
+                for table, entry in tables.items()
+                if isinstance(entry, dict)
             ]
+        found += [
+            path
+            for base, tree in trees
+            for path, value in secret_paths(tree, base)
+            if _REFERENCE.sub("", value)
+        ]
     return found
 
 

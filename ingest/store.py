@@ -12,25 +12,26 @@ from __future__ import annotations
 
 import copy
 import json
-import re
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from headwater.db import as_utc, session_scope, sqlite_path
-from headwater.secrets import SecretBox
+from headwater.secrets import SecretBox, SecretsError
 from ingest.errors import IngestError, SourceNotFound, SpecError
+from ingest.masks import MASK, Path, get_path, mask_url, secret_paths, set_path
 from ingest.models import StoredSource
 from ingest.spec import (
     NAME,
-    SECRET_AUTH_FIELDS,
     SourceSpec,
     load_sources,
     resolve_paths,
@@ -42,9 +43,10 @@ if TYPE_CHECKING:
 
     from headwater.settings import Settings
 
-MASK = "***"
-SENSITIVE_QUERY = re.compile(r"pass|secret|token|key|auth|credential", re.IGNORECASE)
 Origin = Literal["file", "store"]
+logger = logging.getLogger("headwater.ingest")
+ROUTING_PARAMETERS = {"host", "hostaddr", "port", "unix_socket", "service", "servicefile"}
+"""URL parameters that change which server a connection reaches (libpq, MySQL)."""
 
 
 class SourceExists(IngestError):
@@ -92,20 +94,6 @@ def validate_source(
         ) from None
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password and secret-looking query values replaced by the mask."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return MASK
-    query = {
-        key: MASK if SENSITIVE_QUERY.search(key) else value for key, value in parsed.query.items()
-    }
-    # hide_password writes the password as the mask; the mask in the query is unescaped.
-    rendered = parsed.set(query=query).render_as_string(hide_password=True)
-    return rendered.replace("%2A%2A%2A", MASK)
-
-
 def unmask(new: str, old: str | None) -> str:
     """``new``, with masked parts taken from ``old``, the stored URL.
 
@@ -115,20 +103,25 @@ def unmask(new: str, old: str | None) -> str:
     """
     try:
         parsed = make_url(new)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        if MASK in new:
+            raise SpecError(
+                "connection: send the whole URL, the mask cannot be kept here"
+            ) from None
         return new  # reported by validation, without quoting it
     masked_query = [key for key, value in parsed.query.items() if value == MASK]
     if parsed.password != MASK and not masked_query:
         return new
     previous = make_url(old) if old else None
-    if previous is None or (parsed.host, parsed.port, parsed.username) != (
-        previous.host,
-        previous.port,
-        previous.username,
-    ):
+
+    def where(url: Any) -> tuple[Any, ...]:
+        routing = {k: v for k, v in url.query.items() if k.lower() in ROUTING_PARAMETERS}
+        return (url.host, url.port, url.username, routing)
+
+    if previous is None or where(parsed) != where(previous):
         raise SpecError(
-            "connection: the password is the mask but the host, port or user changed; "
-            "send the password itself"
+            "connection: the password is the mask but the host, port, user or parameters "
+            "changed; send the password itself"
         )
     if parsed.password == MASK:
         parsed = parsed.set(password=previous.password)
@@ -140,50 +133,68 @@ def unmask(new: str, old: str | None) -> str:
     return parsed.set(query=query).render_as_string(hide_password=False)
 
 
+def _rest_secrets(config: dict[str, Any]) -> list[tuple[Path, str]]:
+    """(path, value) of the secrets in a spec dump's REST API configuration."""
+    trees: list[tuple[Path, Any]] = [
+        (("client",), config.get("client")),
+        (("resource_defaults",), config.get("resource_defaults")),
+    ]
+    trees += [
+        (("tables", name, "endpoint"), table.get("endpoint"))
+        for name, table in (config.get("tables") or {}).items()
+        if isinstance(table, dict)
+    ]
+    return [found for base, tree in trees for found in secret_paths(tree, base)]
+
+
 def masked(spec: SourceSpec) -> SourceSpec:
-    """``spec`` as it may be shown: the connection's and the REST API auth's secrets masked."""
-    update: dict[str, Any] = {}
+    """``spec`` as it may be shown: connection and REST API secrets masked."""
+    data = spec.model_dump(mode="json", exclude_none=True)
     if spec.connection:
-        update["connection"] = mask_url(spec.connection)
-    auth = (spec.client or {}).get("auth")
-    if isinstance(auth, dict):
-        shown = {key: MASK if key in SECRET_AUTH_FIELDS else value for key, value in auth.items()}
-        update["client"] = {**(spec.client or {}), "auth": shown}
-    return spec.model_copy(update=update) if update else spec
+        data["connection"] = mask_url(spec.connection)
+    for path, _ in _rest_secrets(data):
+        set_path(data, path, MASK)
+    client = data.get("client")
+    if isinstance(client, dict) and isinstance(client.get("base_url"), str):
+        client["base_url"] = mask_url(client["base_url"])
+    return SourceSpec.model_validate(data)
 
 
-def unmask_auth(new: dict[str, Any] | None, old: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A REST API ``client`` whose masked auth fields take the stored values.
+def unmask_rest(data: dict[str, Any], current: SourceSpec) -> dict[str, Any]:
+    """``data`` whose masked REST API secrets take the stored values.
 
     Raises:
-        SpecError: the mask was sent with another base_url, or for a field never stored.
+        SpecError: a mask was sent with another base_url (a stored secret is never sent
+            to a new host), or where nothing is stored.
     """
-    auth = (new or {}).get("auth")
-    if not isinstance(auth, dict) or MASK not in auth.values():
-        return new
-    previous = (old or {}).get("auth") or {}
-    if (new or {}).get("base_url") != (old or {}).get("base_url"):
-        raise SpecError(
-            "client.auth: a secret is the mask but base_url changed; send the secret itself"
-        )
-    restored = dict(auth)
-    for key, value in auth.items():
-        if value == MASK:
-            if key not in previous:
-                raise SpecError(f"client.auth.{key} is the mask but none is stored")
-            restored[key] = previous[key]
-    return {**(new or {}), "auth": restored}
+    masked_paths = [path for path, value in _rest_secrets(data) if value == MASK]
+    if not masked_paths:
+        return data
+    stored = current.model_dump(mode="json", exclude_none=True)
+    new_base = str((data.get("client") or {}).get("base_url") or "")
+    old_base = str((stored.get("client") or {}).get("base_url") or "")
+    if urlsplit(new_base)[:2] != urlsplit(old_base)[:2]:
+        raise SpecError("client: a secret is the mask but base_url changed; send the secret itself")
+    restored = copy.deepcopy(data)
+    for path in masked_paths:
+        try:
+            set_path(restored, path, get_path(stored, path))
+        except (KeyError, IndexError, TypeError):
+            dotted = ".".join(str(part) for part in path)
+            raise SpecError(f"{dotted} is the mask but no such secret is stored") from None
+    return restored
 
 
 def _split(spec: SourceSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the spec without secrets, the secrets: connection URL and REST API auth fields)."""
+    """(the spec without secrets, the secrets: connection URL and REST API values)."""
     config = spec.model_dump(mode="json", exclude_none=True, exclude={"connection"})
     secrets: dict[str, Any] = {"connection": spec.connection} if spec.connection else {}
-    auth = (config.get("client") or {}).get("auth")
-    if isinstance(auth, dict):
-        hidden = {field: auth.pop(field) for field in SECRET_AUTH_FIELDS if field in auth}
-        if hidden:
-            secrets["auth"] = hidden
+    values = _rest_secrets(config)
+    for path, _ in values:
+        parent = get_path(config, path[:-1])
+        del parent[path[-1]]
+    if values:
+        secrets["values"] = [[list(path), value] for path, value in values]
     return config, secrets
 
 
@@ -192,13 +203,15 @@ def _joined(config: dict[str, Any], secrets: dict[str, Any]) -> dict[str, Any]:
     data = copy.deepcopy(config)
     if "connection" in secrets:
         data["connection"] = secrets["connection"]
-    if "auth" in secrets:
+    for path, value in secrets.get("values", []):
+        set_path(data, tuple(path), value)
+    if "auth" in secrets:  # stored before secrets were kept by path
         client = data.setdefault("client", {})
         client["auth"] = {**(client.get("auth") or {}), **secrets["auth"]}
     return data
 
 
-def _spec_of(row: StoredSource, box: SecretBox, project_dir: Path) -> SourceSpec:
+def _spec_of(row: StoredSource, box: SecretBox, project_dir: FilePath) -> SourceSpec:
     secrets = (
         json.loads(box.decrypt(row.secrets, f"the credentials of source {row.name!r}"))
         if row.secrets
@@ -212,7 +225,7 @@ def _spec_of(row: StoredSource, box: SecretBox, project_dir: Path) -> SourceSpec
     return resolve_paths_of(spec, project_dir)
 
 
-def resolve_paths_of(spec: SourceSpec, folder: Path) -> SourceSpec:
+def resolve_paths_of(spec: SourceSpec, folder: FilePath) -> SourceSpec:
     from ingest.spec import SourcesFile
 
     return resolve_paths(SourcesFile(sources={"s": spec}), folder).sources["s"]
@@ -228,23 +241,30 @@ def store_ready(
     return inspect(session.connection()).has_table(table)
 
 
-def stored_sources(session: Session, settings: Settings) -> dict[str, Declared]:
+def stored_sources(
+    session: Session, settings: Settings, broken: dict[str, str] | None = None
+) -> dict[str, Declared]:
+    """Every stored source that decrypts and validates; the others are logged, and their
+    problems put in ``broken``: one bad row never hides the rest."""
     if not store_ready(session, settings):
         return {}
     rows = list(session.scalars(select(StoredSource).order_by(StoredSource.name)))
     if not rows:
         return {}
     box = SecretBox.from_settings(settings)
-    return {
-        row.name: Declared(
-            row.name,
-            _spec_of(row, box, settings.project_dir),
-            "store",
-            as_utc(row.created_at),
-            as_utc(row.updated_at),
+    out = {}
+    for row in rows:
+        try:
+            spec = _spec_of(row, box, settings.project_dir)
+        except (SpecError, SecretsError) as exc:
+            logger.warning("stored source %r is unusable: %s", row.name, exc.message)
+            if broken is not None:
+                broken[row.name] = exc.message
+            continue
+        out[row.name] = Declared(
+            row.name, spec, "store", as_utc(row.created_at), as_utc(row.updated_at)
         )
-        for row in rows
-    }
+    return out
 
 
 def file_sources(settings: Settings) -> dict[str, Declared]:
@@ -287,6 +307,10 @@ def all_sources(settings: Settings, session: Session | None = None) -> dict[str,
 def get_source(settings: Settings, session: Session, name: str) -> Declared:
     sources = all_sources(settings, session)
     if name not in sources:
+        broken: dict[str, str] = {}
+        stored_sources(session, settings, broken)
+        if name in broken:
+            raise SpecError(broken[name])
         raise SourceNotFound(f"no source named {name!r}")
     return sources[name]
 
@@ -321,7 +345,10 @@ def create_source(
         secrets=box.encrypt(json.dumps(secrets)) if secrets else None,
     )
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # created at the same moment by another request
+        raise SourceExists(f"a source named {name!r} already exists") from None
     return Declared(name, spec, "store", as_utc(row.created_at), as_utc(row.updated_at))
 
 
@@ -342,12 +369,18 @@ def update_source(
     row = _row(session, name)
     if row is None:  # deleted since it was read
         raise SourceNotFound(f"no source named {name!r}")
-    data = current.spec.model_dump(mode="json", exclude_none=True)
+    # From what is stored (paths as written, not resolved), secrets decrypted.
+    box = SecretBox.from_settings(settings)
+    data = _joined(
+        row.config,
+        json.loads(box.decrypt(row.secrets, f"the credentials of source {name!r}"))
+        if row.secrets
+        else {},
+    )
     data.update(changes)
     if isinstance(data.get("connection"), str):
         data["connection"] = unmask(data["connection"], current.spec.connection)
-    if isinstance(data.get("client"), dict):
-        data["client"] = unmask_auth(data["client"], current.spec.client)
+    data = unmask_rest(data, current.spec)
     if data.get("kind") != current.spec.kind:
         raise SpecError(
             f"kind: a source keeps its kind ({current.spec.kind}); create a new source instead"

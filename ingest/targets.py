@@ -9,6 +9,7 @@ and ``HEADWATER_HOME``). Every refusal says why.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,8 +116,11 @@ def check_connection_target(settings: Settings, connection: str) -> None:
     """Raises UnsafeTarget for link-local hosts and for Headwater's own databases."""
     try:
         url = make_url(connection)
-    except ArgumentError:
-        return  # the spec's own validation reports a malformed URL
+    except (ArgumentError, ValueError):
+        hosts = re.findall(r"[@,/]([^:/@,?\s]+)(?::\d+)?(?=[,/?]|$)", connection)
+        for host in hosts:
+            check_host(host, "connection host")
+        return
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database.startswith("file:"):  # an SQLite URI filename: file:/path?mode=ro
@@ -125,11 +129,12 @@ def check_connection_target(settings: Settings, connection: str) -> None:
         if database and database != ":memory:":
             check_path(settings, database, "database file")
         return
-    host = (url.host or "").lower().rstrip(".")
-    if host in METADATA_HOSTS or any(_forbidden_address(a) for a in _addresses(host or "")):
-        raise UnsafeTarget(
-            f"connection host {url.host!r} is a link-local or cloud-metadata address"
-        )
+    check_host(url.host or "", "connection host")
+    for key in ("host", "hostaddr"):  # libpq takes the server from the query too
+        value = url.query.get(key)
+        for host in [value] if isinstance(value, str) else list(value or ()):
+            for one in host.split(","):
+                check_host(one, f"connection {key} parameter")
     own = [make_url(settings.metadata_url)]
     if settings.warehouse == "postgres":
         own.append(
@@ -147,11 +152,18 @@ def check_connection_target(settings: Settings, connection: str) -> None:
             )
 
 
+def check_host(host: str, what: str) -> None:
+    """Raises UnsafeTarget for a link-local or cloud-metadata host."""
+    name = host.strip().lower().rstrip(".")
+    if not name:
+        return
+    if name in METADATA_HOSTS or any(_forbidden_address(a) for a in _addresses(name)):
+        raise UnsafeTarget(f"{what} {host!r} is a link-local or cloud-metadata address")
+
+
 def check_http_target(url: str) -> None:
     """Raises UnsafeTarget for a link-local or cloud-metadata host."""
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
-    if host in METADATA_HOSTS or any(_forbidden_address(a) for a in _addresses(host)):
-        raise UnsafeTarget(f"base_url host {host!r} is a link-local or cloud-metadata address")
+    check_host(urlsplit(url).hostname or "", "base_url host")
 
 
 def check_targets(settings: Settings, name: str, source: SourceSpec) -> None:

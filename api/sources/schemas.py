@@ -43,6 +43,10 @@ class TableFields(msgspec.Struct, rename="camel", forbid_unknown_fields=True, om
     """REST API: dlt's endpoint configuration, or just the path (default: the table name)."""
     cursor_param: Identifier | None = None
     """REST API: the query parameter that receives the last cursor value."""
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)] | None = None
+    """Database: one SELECT (in the source's dialect) whose rows are the table."""
+    columns: Annotated[list[Identifier], msgspec.Meta(min_length=1, max_length=1000)] | None = None
+    """Database: only these columns of the source table."""
 
 
 Tables = Annotated[dict[TableName, TableFields], msgspec.Meta(min_length=1, max_length=1000)]

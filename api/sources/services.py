@@ -194,6 +194,7 @@ def source_state(settings: Settings, session: Session, name: str) -> SourceState
 
 def test_connection(settings: Settings, name: str, declared: store.Declared) -> ConnectionTest:
     """Reach the source and check its tables and key columns (blocking: call in a thread)."""
+    from ingest.masks import scrub, secret_paths, url_secrets
     from ingest.sources import check_connection
     from ingest.targets import check_targets
 
@@ -202,8 +203,20 @@ def test_connection(settings: Settings, name: str, declared: store.Declared) -> 
         check_targets(settings, name, declared.spec)
         check_connection(declared.spec)
     except IngestError as exc:
+        message = str(exc)
+    except Exception as exc:  # a driver's own error: its first line, secrets scrubbed
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    else:
+        message = ""
+    if message:
+        spec = declared.spec
+        secrets = url_secrets(spec.connection)
+        secrets += [value for _, value in secret_paths(spec.model_dump(mode="json"))]
         return ConnectionTest(
-            ok=False, message=str(exc), seconds=round(time.perf_counter() - started, 3)
+            ok=False,
+            message=scrub(message, secrets),
+            seconds=round(time.perf_counter() - started, 3),
         )
     tables = len(declared.spec.tables)
     return ConnectionTest(

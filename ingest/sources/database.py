@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from headwater.db import normalize_url
 from ingest.checks import column_problems
 from ingest.errors import IngestError
+from ingest.masks import mask_url, scrub, url_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -53,16 +54,13 @@ def _engine(url: str) -> Engine:
 
 
 def _safe(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    return mask_url(url)
 
 
 def _connection_error(url: str, exc: SQLAlchemyError) -> IngestError:
     """One line naming the database (password masked) and what its driver said."""
     orig = getattr(exc, "orig", None)
-    reason = str(orig) if orig is not None else type(exc).__name__
-    password = make_url(url).password
-    if password:
-        reason = reason.replace(str(password), "***")
+    reason = scrub(str(orig) if orig is not None else type(exc).__name__, url_secrets(url))
     return IngestError(f"cannot connect to {_safe(url)}: {(reason.splitlines() or [''])[0]}")
 
 

@@ -34,7 +34,7 @@ DEFAULT_KEY = ("_id",)
 
 
 def _masked(url: str) -> str:
-    from ingest.store import mask_url
+    from ingest.masks import mask_url
 
     return mask_url(url)
 

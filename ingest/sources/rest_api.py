@@ -17,7 +17,7 @@ import re
 from typing import TYPE_CHECKING, Any, cast
 
 from ingest.errors import IngestError
-from ingest.spec import SECRET_AUTH_FIELDS
+from ingest.masks import MASK, mask_url, scrub, secret_paths, set_path
 
 if TYPE_CHECKING:
     from dlt.extract.resource import DltResource
@@ -86,6 +86,12 @@ def rest_problems(source: SourceSpec) -> list[str]:
             problems.append(f"table {name!r}: path, sheet, format and CSV options belong to files")
         if table.source_table is not None:
             problems.append(f"table {name!r}: source_table: set endpoint.path instead")
+        path = _endpoint(name, table.endpoint).get("path")
+        if isinstance(path, str) and re.match(r"^(?:[a-z][a-z0-9+.-]*:)?//", path, re.I):
+            problems.append(
+                f"table {name!r}: endpoint path {mask_url(path)!r} is a full URL; give a path "
+                "under client.base_url (the credentials go to that host only)"
+            )
         has_incremental = isinstance(table.endpoint, dict) and "incremental" in table.endpoint
         if table.cursor and not table.cursor_param and not has_incremental:
             problems.append(
@@ -107,11 +113,8 @@ def _dlt_problems(source: SourceSpec) -> list[str]:
         config = dlt_config(source)
     except IngestError as exc:
         return [exc.message]
-    auth = config["client"].get("auth")
-    if isinstance(auth, dict):
-        for field in SECRET_AUTH_FIELDS:
-            if field in auth:
-                auth[field] = "***"
+    for path, _ in secret_paths(config):
+        set_path(config, path, MASK)
     try:
         validate_dict(RESTAPIConfig, config, path=".")
     except DictValidationException as exc:
@@ -162,8 +165,12 @@ def check_connection(source: SourceSpec) -> None:
                 timeout=CHECK_TIMEOUT_SECONDS,
             )
         except requests.RequestException as exc:
-            raise IngestError(f"cannot reach {base_url}: {type(exc).__name__}") from None
+            raise IngestError(f"cannot reach {mask_url(base_url)}: {type(exc).__name__}") from None
         if response.status_code >= 400:
+            secrets = [value for _, value in secret_paths(client)]
             raise IngestError(
-                f"table {name!r}: GET {path} answered {response.status_code} {response.reason}"
+                scrub(
+                    f"table {name!r}: GET {path} answered {response.status_code} {response.reason}",
+                    secrets,
+                )
             )

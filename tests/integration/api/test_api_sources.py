@@ -302,3 +302,71 @@ def test_rest_api_auth_secrets_are_encrypted_masked_and_kept(
     refused = client.patch("/api/sources/desk", json={"client": moved}, headers=admin_headers)
     assert refused.status_code == 400
     assert "base_url changed" in refused.json()["error"]["message"]
+
+
+def test_every_rest_secret_is_encrypted_and_masked_and_stays_on_its_host(
+    client: Client, settings: Settings, admin_headers: dict[str, str]
+) -> None:
+    key, header = "query-key-6612", "header-key-7723"
+    body = {
+        "name": "crm_api",
+        "kind": "rest_api",
+        "client": {
+            "base_url": "https://api.example.com/v1",
+            "headers": {"X-API-Key": header, "Accept": "application/json"},
+        },
+        "tables": {"leads": {"endpoint": {"path": "leads", "params": {"api_key": key}}}},
+    }
+    response = client.post("/api/sources/", json=body, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    shown = response.json()
+    assert shown["client"]["headers"] == {"X-API-Key": "***", "Accept": "application/json"}
+    assert shown["tables"]["leads"]["endpoint"]["params"] == {"api_key": "***"}
+    with session_scope(settings.metadata_url) as session:
+        raw = session.execute(text("select config, secrets from sources")).one()
+    assert key not in str(raw.config) and header not in str(raw.config)
+    assert key not in raw.secrets and header not in raw.secrets
+
+    # Sent back masked: kept. Pointed at another host by an absolute path: refused.
+    kept = client.patch(
+        "/api/sources/crm_api", json={"tables": shown["tables"]}, headers=admin_headers
+    )
+    assert kept.status_code == 200, kept.text
+    stored = all_sources(settings)["crm_api"].spec.tables["leads"].endpoint
+    assert isinstance(stored, dict) and stored["params"] == {"api_key": key}
+    elsewhere = {"leads": {"endpoint": {"path": "https://evil.example/x"}}}
+    refused = client.patch(
+        "/api/sources/crm_api", json={"tables": elsewhere}, headers=admin_headers
+    )
+    assert refused.status_code == 400
+    assert "is a full URL" in refused.json()["error"]["message"]
+
+
+def test_query_tables_and_odd_urls_list_and_test_without_a_500(
+    client: Client, admin_headers: dict[str, str]
+) -> None:
+    query = {
+        "name": "report",
+        "kind": "database",
+        "connection": "postgresql://postgres@127.0.0.1:5432/test?password=qs-secret-81",
+        "tables": {"totals": {"query": "select 1 as id", "primaryKey": ["id"]}},
+    }
+    assert client.post("/api/sources/", json=query, headers=admin_headers).status_code == 201
+    replica = {
+        "name": "events_db",
+        "kind": "mongodb",
+        "connection": "mongodb://u:mongo-secret-82@h1:27017,h2:27017/app?replicaSet=rs",
+        "tables": {"events": {}},
+    }
+    assert client.post("/api/sources/", json=replica, headers=admin_headers).status_code == 201
+    listed = client.get("/api/sources/", headers=admin_headers)
+    assert listed.status_code == 200, listed.text
+    assert "qs-secret-81" not in listed.text and "mongo-secret-82" not in listed.text
+    by_name = {item["name"]: item for item in listed.json()["items"]}
+    assert by_name["report"]["tables"]["totals"]["query"] == "select 1 as id"
+    assert by_name["report"]["connection"].endswith("?password=***")
+
+    for name in ("report", "events_db"):
+        tested = client.post(f"/api/sources/{name}/test", headers=admin_headers)
+        assert tested.status_code == 200, tested.text
+        assert "secret" not in tested.text

@@ -183,7 +183,7 @@ def test_the_mask_is_not_accepted_for_another_host(settings: Settings) -> None:
     before = raw_row(settings, "shop")
     moved = mask_url(CONNECTION).replace("127.0.0.1", "10.20.30.40")
     with (
-        pytest.raises(SpecError, match="host, port or user changed"),
+        pytest.raises(SpecError, match="host, port, user or parameters changed"),
         session_scope(settings.metadata_url) as session,
     ):
         update_source(session, settings, "shop", {"connection": moved})
