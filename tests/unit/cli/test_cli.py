@@ -239,3 +239,12 @@ def test_up_refuses_a_port_that_is_taken(tmp_path: Path, monkeypatch: pytest.Mon
     assert f"error: 127.0.0.1:{port} is already in use" in result.output
     assert "HEADWATER_API_PORT" in result.output
     assert not (tmp_path / "warehouse.duckdb").exists(), "nothing ran before the check"
+
+
+def test_the_readme_configuration_table_names_every_setting() -> None:
+    from headwater.settings import PROJECT_ROOT, Settings
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in Settings.model_fields if f"`HEADWATER_{name.upper()}`" not in table]
+    assert missing == []
