@@ -66,7 +66,21 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def check_path(settings: Settings, path: str, what: str) -> None:
-    """Raises UnsafeTarget unless ``path`` (symlinks followed) lies in a data directory."""
+    """Raises UnsafeTarget unless ``path`` (symlinks followed) lies in a data directory.
+
+    A glob is checked by the folder before its first wildcard, and each file it
+    matches (a match may be a symlink pointing out).
+    """
+    if re.search(r"[*?\[]", path):
+        import glob
+
+        if re.search(r"[*?\[][^/]*/", path):
+            raise UnsafeTarget(f"{what} {path!r}: wildcards only in the file name, one folder")
+        folder = re.split(r"[*?\[]", path, maxsplit=1)[0].rpartition("/")[0]
+        check_path(settings, folder or ("/" if path.startswith("/") else "."), what)
+        for found in glob.glob(path):
+            check_path(settings, found, what)
+        return
     real = Path(path).expanduser().resolve()
     for part in real.parts:
         if part in PRIVATE_NAMES or part.startswith(".env."):

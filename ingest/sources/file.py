@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import json
+import re
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,11 +152,20 @@ def read_excel(path: Path, sheet: str | None) -> Generator[list[dict[str, Any]],
         workbook.close()
 
 
-def _reader(source: SourceSpec, table: str) -> Iterator[Any]:
+GLOB = re.compile(r"[*?\[]")
+
+
+def files_of(pattern: str) -> list[Path]:
+    """The files a table's ``path`` names: itself, or every match of a glob, in order."""
+    if not GLOB.search(pattern):
+        return [Path(pattern)]
+    return [
+        Path(found) for found in sorted(glob.glob(pattern, recursive=True)) if Path(found).is_file()
+    ]
+
+
+def _read_file(source: SourceSpec, table: str, path: Path) -> Iterator[Any]:
     spec = source.tables[table]
-    path = Path(spec.path or "")
-    if not path.is_file():
-        raise IngestError(f"file not found: {path}", hint="check the path in the sources file")
     fmt = source.file_format(table)
     if fmt == "csv":
         return read_csv(path, spec)
@@ -163,6 +174,33 @@ def _reader(source: SourceSpec, table: str) -> Iterator[Any]:
     if fmt == "json":
         return read_json(path)
     return read_excel(path, spec.sheet)
+
+
+def _reader(source: SourceSpec, table: str) -> Iterator[Any]:
+    """Every file of the table. For a glob loaded by merge or append, only files that are
+    new or changed (size or modification time) since the last successful load: what was
+    read is remembered in the resource's state, which dlt keeps with the load."""
+    spec = source.tables[table]
+    pattern = spec.path or ""
+    paths = files_of(pattern)
+    if not paths or not paths[0].is_file():
+        raise IngestError(
+            f"no file matches {pattern}" if GLOB.search(pattern) else f"file not found: {pattern}",
+            hint="check the path in the sources file",
+        )
+    disposition, _ = spec.resolved(table)
+    changed_only = GLOB.search(pattern) is not None and disposition != "replace"
+    seen: dict[str, Any] = (
+        dlt.current.resource_state().setdefault("files", {}) if changed_only else {}
+    )
+    for path in paths:
+        stat = path.stat()
+        signature = [stat.st_mtime_ns, stat.st_size]
+        if changed_only and seen.get(str(path)) == signature:
+            continue
+        yield from _read_file(source, table, path)
+        if changed_only:
+            seen[str(path)] = signature
 
 
 def _read_again(source: SourceSpec, table: str) -> Callable[[], Iterator[Any]]:
@@ -198,9 +236,9 @@ def _flat_keys(record: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def columns_of(source: SourceSpec, table: str) -> list[str]:
-    """The column names a load of ``table`` will see, read from the file's head only."""
+    """The column names a load of ``table`` will see, read from the (first) file's head."""
     spec = source.tables[table]
-    path = Path(spec.path or "")
+    path = files_of(spec.path or "")[0]
     fmt = source.file_format(table)
     if fmt == "csv":
         from pyarrow import csv
@@ -227,7 +265,10 @@ def columns_of(source: SourceSpec, table: str) -> list[str]:
 def check_connection(source: SourceSpec) -> None:
     problems = []
     for name, spec in source.tables.items():
-        path = Path(spec.path or "")
+        paths = files_of(spec.path or "")
+        if not paths:
+            raise IngestError(f"table {name!r}: no file matches {spec.path}")
+        path = paths[0]
         if not path.is_file():
             raise IngestError(f"table {name!r}: file not found: {path}")
         try:
