@@ -124,19 +124,66 @@ def _interactive() -> bool:
 
 
 @contextmanager
-def step(title: str) -> Iterator[None]:
-    """Show progress on a terminal; one line per step when not on a terminal (CI)."""
+def step(title: str) -> Iterator[Any]:
+    """Show progress on a terminal; one line per step when not on a terminal (CI).
+
+    Yields the terminal's status line (rich's Status), or None off a terminal.
+    """
     started = time.perf_counter()
     if _interactive():
         from rich.console import Console
 
         console = Console(stderr=True)
-        with console.status(f"{title}…"):
-            yield
+        with console.status(f"{title}…") as status:
+            yield status
         console.print(f"[green]✓[/green] {title} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
     else:
-        yield
+        yield None
         click.echo(f"✓ {title} ({time.perf_counter() - started:.1f}s)", err=True)
+
+
+def _rows_progress(status: Any, title: str) -> Any:
+    """A dlt collector writing rows read so far, and rows/s, on the status line."""
+    from dlt.common.runtime.collector_base import Collector
+
+    class RowsProgress(Collector):
+        def __init__(self) -> None:
+            self.rows = 0
+            self.started = time.perf_counter()
+            self.shown = 0.0
+            self.phase = ""
+            self.reading = False
+
+        def update(
+            self,
+            name: str,
+            inc: int = 1,
+            total: int = 0,
+            inc_total: int = 0,
+            message: str = "",
+            label: str = "",
+        ) -> None:
+            if not self.reading or name == "Resources" or name.startswith("_dlt"):
+                return
+            self.rows += inc
+            now = time.perf_counter()
+            if now - self.shown > 0.2:
+                self.shown = now
+                rate = self.rows / max(now - self.started, 1e-6)
+                status.update(f"{title}… read {self.rows:,} rows ({rate:,.0f} rows/s)")
+
+        def _start(self, step: str) -> None:
+            # dlt names its steps "Extract <pipeline>", "Normalize …", "Load …".
+            self.phase = step.split()[0].lower() if step else ""
+            self.reading = self.phase == "extract"
+            if self.reading:
+                self.rows, self.started = 0, time.perf_counter()
+            status.update(f"{title}… {self.phase}")
+
+        def _stop(self) -> None:
+            pass
+
+    return RowsProgress()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -250,8 +297,16 @@ def run_ingest(
     for name, source in selected.items():
         refresh = full_refresh or name in stale
         mode = " (full refresh)" if refresh else ""
-        with step(f"ingest {name} → {settings.raw_schema(name)}{mode}"):
-            summary = run_source(settings, name, source, tables, full_refresh=refresh)
+        title = f"ingest {name} → {settings.raw_schema(name)}{mode}"
+        with step(title) as status:
+            summary = run_source(
+                settings,
+                name,
+                source,
+                tables,
+                full_refresh=refresh,
+                progress=_rows_progress(status, title) if status is not None else None,
+            )
         rows = ", ".join(f"{t}: {n:,}" for t, n in sorted(summary.rows.items())) or "no new rows"
         click.echo(f"  {rows}", err=True)
     if stale and stale <= set(selected):

@@ -77,15 +77,20 @@ def destination(settings: Settings) -> Any:
     )
 
 
-def pipeline(settings: Settings, source: str) -> Pipeline:
+def pipeline(settings: Settings, source: str, progress: Any = None) -> Pipeline:
+    """The source's dlt pipeline; ``progress`` a dlt collector that is told of every
+    batch (the command line shows rows/s with one)."""
     import dlt
 
-    return dlt.pipeline(
+    options: dict[str, Any] = {"progress": progress} if progress is not None else {}
+    made: Pipeline = dlt.pipeline(
         pipeline_name=settings.pipeline_name(source),
         pipelines_dir=str(settings.dlt_dir),
         destination=destination(settings),
         dataset_name=settings.raw_schema(source),
+        **options,
     )
+    return made
 
 
 def load_declared(settings: Settings) -> dict[str, SourceSpec]:
@@ -116,6 +121,7 @@ def run_source(
     tables: list[str] | None = None,
     *,
     full_refresh: bool = False,
+    progress: Any = None,
 ) -> LoadSummary:
     """Load ``source`` (or only ``tables`` of it) into ``raw_<name>``.
 
@@ -132,7 +138,7 @@ def run_source(
     selected = list(source.tables) if tables is None else tables
     try:
         pipe, info, normalized, before = _load_source(
-            settings, name, source, tables, selected, full_refresh
+            settings, name, source, tables, selected, full_refresh, progress
         )
     except IngestError as exc:
         record_loads(
@@ -158,6 +164,7 @@ def _load_source(
     tables: list[str] | None,
     selected: list[str],
     full_refresh: bool,
+    progress: Any = None,
 ) -> tuple[Pipeline, Any, dict[str, int], dict[str, Any]]:
     """(pipeline, dlt's load info, rows per table, the schema's columns before the load)."""
     from dlt.pipeline.exceptions import PipelineStepFailed
@@ -165,7 +172,7 @@ def _load_source(
     from ingest.schema_events import columns_of
     from ingest.sources import build_resources
 
-    pipe = pipeline(settings, name)
+    pipe = pipeline(settings, name, progress)
     if pipe.has_pending_data:
         # A load cut short earlier (e.g. it timed out waiting for the warehouse). dlt would
         # finish it *instead of* reading new data: finish it first, or drop it on a refresh.

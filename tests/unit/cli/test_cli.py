@@ -248,3 +248,24 @@ def test_the_readme_configuration_table_names_every_setting() -> None:
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     missing = [name for name in Settings.model_fields if f"`HEADWATER_{name.upper()}`" not in table]
     assert missing == []
+
+
+def test_the_progress_line_shows_rows_read_and_their_rate() -> None:
+    from headwater.cli import _rows_progress
+
+    class Status:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def update(self, text: str) -> None:
+            self.lines.append(text)
+
+    status = Status()
+    progress = _rows_progress(status, "ingest shop")
+    progress._start("Extract headwater_shop")
+    progress.update("orders", 120_000)
+    assert status.lines[-1].startswith("ingest shop… read 120,000 rows (")
+    assert status.lines[-1].endswith(" rows/s)")
+    progress._start("Normalize headwater_shop")
+    progress.update("orders", 999)  # normalize re-counts: not rows read
+    assert status.lines[-1] == "ingest shop… normalize"
