@@ -541,14 +541,19 @@ def source_test(names: tuple[str, ...]) -> None:
 def source_state(name: str) -> None:
     """Each table's cursor, where the next load starts, and its last load."""
     from headwater.db import session_scope
+    from ingest.original_names import original_names
     from ingest.state import table_states
     from ingest.store import get_source, store_ready
 
     settings = _settings()
     with session_scope(settings.metadata_url) as session:
         declared = get_source(settings, session, name)
-        states = table_states(
-            settings, session if store_ready(session, settings) else None, name, declared.spec
+        ready = store_ready(session, settings)
+        states = table_states(settings, session if ready else None, name, declared.spec)
+        renamed = (
+            original_names(session, name)
+            if store_ready(session, settings, "source_columns")
+            else {}
         )
     for state in states:
         cursor = (
@@ -564,6 +569,8 @@ def source_state(name: str) -> None:
             else "never loaded"
         )
         click.echo(f"{state.table:<24} {cursor:<40} {loaded}")
+        for column, original in sorted(renamed.get(state.table, {}).items()):
+            click.echo(f"  {column} ← {original!r} in the source")
 
 
 @source.command("reset")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headwater.db import Base, utcnow
@@ -68,3 +68,19 @@ class SchemaChange(Base):
     new_type: Mapped[str | None] = mapped_column(String(64))
     load_id: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SourceColumn(Base):
+    """A column whose warehouse name differs from its name in the source (``CustomerID``
+    arrives as ``customer_id``): the original, remembered and shown."""
+
+    __tablename__ = "source_columns"
+    __table_args__ = (
+        UniqueConstraint("source", "table_name", "column_name", name="uq_source_columns_column"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(63))
+    table_name: Mapped[str] = mapped_column(String(255))
+    column_name: Mapped[str] = mapped_column(String(255))
+    original_name: Mapped[str] = mapped_column(String(1024))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dlt import Pipeline
 
     from headwater.settings import Settings
+    from ingest.original_names import OriginalNames
 
 # dlt must never phone home: the platform runs on machines without internet.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -128,6 +129,7 @@ def run_source(
     ``full_refresh`` drops the loaded tables and their incremental state first,
     then loads everything again.
     """
+    from ingest.original_names import OriginalNames, record_names
     from ingest.schema_events import columns_of, diff, record_changes
     from ingest.state import record_loads
     from ingest.targets import check_targets
@@ -136,9 +138,10 @@ def run_source(
     started = time.perf_counter()
     started_at = utcnow()
     selected = list(source.tables) if tables is None else tables
+    names = OriginalNames()
     try:
         pipe, info, normalized, before = _load_source(
-            settings, name, source, tables, selected, full_refresh, progress
+            settings, name, source, tables, selected, full_refresh, progress, names
         )
     except IngestError as exc:
         record_loads(
@@ -152,6 +155,7 @@ def run_source(
     record_loads(settings, name, rows, started_at=started_at, load_id=load_id)
     after = columns_of(pipe.default_schema if pipe.default_schema_name else None)
     record_changes(settings, name, diff(before, after, set(selected)), load_id)
+    record_names(settings, name, names.renamed(pipe.default_schema.naming.normalize_identifier))
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
     )
@@ -165,12 +169,16 @@ def _load_source(
     selected: list[str],
     full_refresh: bool,
     progress: Any = None,
+    names: OriginalNames | None = None,
 ) -> tuple[Pipeline, Any, dict[str, int], dict[str, Any]]:
     """(pipeline, dlt's load info, rows per table, the schema's columns before the load)."""
     from dlt.pipeline.exceptions import PipelineStepFailed
 
+    from ingest.original_names import OriginalNames
     from ingest.schema_events import columns_of
     from ingest.sources import build_resources
+
+    names = names if names is not None else OriginalNames()
 
     pipe = pipeline(settings, name, progress)
     if pipe.has_pending_data:
@@ -183,6 +191,8 @@ def _load_source(
     fresh = frozenset(selected) if full_refresh else _never_loaded(settings, pipe, selected)
     before = columns_of(pipe.default_schema if pipe.default_schema_name else None)
     resources = _retried(settings, lambda: build_resources(source, tables, fresh))
+    for resource in resources:
+        resource.add_map(names.tap(resource.name))
     if settings.warehouse == "postgres":
         # Arrow batches reach PostgreSQL fastest as parquet through ADBC's binary COPY
         # (measured at 2M rows: 0.79x of a plain COPY FROM; CSV through COPY 0.57x; the

@@ -125,6 +125,8 @@ class TableStateOut(msgspec.Struct, rename="camel"):
     cursor_value: str | None
     """Where the next incremental load starts (null: it reads everything)."""
     last_load: LastLoadOut | None
+    renamed_columns: dict[str, str]
+    """Warehouse column name → the source's own name, where they differ."""
 
 
 class SchemaChangeOut(msgspec.Struct, rename="camel"):

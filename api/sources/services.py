@@ -24,6 +24,7 @@ from api.sources.schemas import (
 )
 from ingest import store
 from ingest.errors import IngestError, SourceNotFound, SpecError
+from ingest.original_names import original_names
 from ingest.schema_events import recent_changes
 from ingest.state import table_states
 
@@ -160,6 +161,7 @@ def delete_source(settings: Settings, session: Session, name: str, actor: Actor)
 
 def source_state(settings: Settings, session: Session, name: str) -> SourceState:
     declared = get_source(settings, session, name)
+    renamed = original_names(session, name)
     tables = [
         TableStateOut(
             table=state.table,
@@ -174,6 +176,7 @@ def source_state(settings: Settings, session: Session, name: str) -> SourceState
                 load_id=state.last_load.load_id,
                 error=state.last_load.error,
             ),
+            renamed_columns=renamed.get(state.table, {}),
         )
         for state in table_states(settings, session, name, declared.spec)
     ]

@@ -48,7 +48,7 @@ def test_ready_is_ok_with_a_migrated_store_and_a_warehouse_file(client: Client) 
     assert body["status"] == "ok"
     assert body["checks"]["metadataStore"] == {
         "status": "ok",
-        "detail": "sqlite metadata store at revision 0004",
+        "detail": "sqlite metadata store at revision 0005",
     }
     assert body["checks"]["warehouse"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "not configured"

@@ -254,7 +254,13 @@ def test_state_shows_cursors_and_last_loads_after_a_real_load(
     assert before == {
         "name": "crm",
         "tables": [
-            {"table": "contacts", "cursor": "changed", "cursorValue": None, "lastLoad": None}
+            {
+                "table": "contacts",
+                "cursor": "changed",
+                "cursorValue": None,
+                "lastLoad": None,
+                "renamedColumns": {},
+            }
         ],
         "schemaChanges": [],
     }

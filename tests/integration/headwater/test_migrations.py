@@ -21,7 +21,7 @@ from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0004"
+HEAD = "0005"
 MODELS = (
     api.users.models,
     api.auth.models,

@@ -14,6 +14,7 @@ from headwater.db import session_scope
 from headwater.migrate import upgrade
 from headwater.settings import Settings
 from ingest.errors import IngestError
+from ingest.original_names import original_names
 from ingest.runner import run_source
 from ingest.schema_events import recent_changes
 from ingest.spec import SourceSpec, parse_sources
@@ -127,3 +128,19 @@ def test_a_type_clash_in_arrow_data_fails_with_the_databases_line(
     assert "Traceback" not in str(info.value)
     rows = warehouse_rows(settings, "web", "select id, score from {schema}.events")
     assert rows == [(1, 10)]
+
+
+def test_renamed_columns_keep_their_original_names(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "crm.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            'create table people (id integer primary key, "CustomerID" int, "Order Date" text)'
+        )
+        connection.execute("insert into people values (1, 7, '2026-01-01')")
+    run_source(settings, "crm", database(path))
+    rows = warehouse_rows(settings, "crm", "select customer_id, order_date from {schema}.people")
+    assert rows == [(7, "2026-01-01")]
+    with session_scope(settings.metadata_url) as session:
+        assert original_names(session, "crm") == {
+            "people": {"customer_id": "CustomerID", "order_date": "Order Date"}
+        }
