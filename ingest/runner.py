@@ -155,7 +155,9 @@ def run_source(
     record_loads(settings, name, rows, started_at=started_at, load_id=load_id)
     after = columns_of(pipe.default_schema if pipe.default_schema_name else None)
     record_changes(settings, name, diff(before, after, set(selected)), load_id)
-    record_names(settings, name, names.renamed(pipe.default_schema.naming.normalize_identifier))
+    if pipe.default_schema_name:
+        naming = pipe.default_schema.naming
+        record_names(settings, name, names.renamed(naming.normalize_identifier))
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
     )
