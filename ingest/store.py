@@ -396,11 +396,15 @@ def update_source(
     return current, after
 
 
-def delete_source(session: Session, settings: Settings, name: str) -> Declared:
-    current = get_source(settings, session, name)
-    if current.origin == "file":
+def delete_source(session: Session, settings: Settings, name: str) -> Declared | None:
+    """Delete stored source ``name``; what it was (None when it could not be read any more:
+    a source whose key was lost can still be removed)."""
+    if name in file_sources(settings):
         raise ReadOnlySource(
             f"source {name!r} is declared in {settings.sources_file.name}: remove it there"
         )
+    if _row(session, name) is None:
+        raise SourceNotFound(f"no source named {name!r}")
+    current = stored_sources(session, settings, {}).get(name)
     session.execute(delete(StoredSource).where(StoredSource.name == name))
     return current

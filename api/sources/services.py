@@ -156,7 +156,8 @@ def update_source(
 
 def delete_source(settings: Settings, session: Session, name: str, actor: Actor) -> None:
     removed = store.delete_source(session, settings, name)
-    record(session, actor, "source.delete", "source", name, before=_snapshot(removed))
+    before = _snapshot(removed) if removed is not None else {"name": name, "unreadable": True}
+    record(session, actor, "source.delete", "source", name, before=before)
 
 
 def source_state(settings: Settings, session: Session, name: str) -> SourceState:

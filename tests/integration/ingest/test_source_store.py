@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from headwater.db import get_engine, session_scope
@@ -211,6 +212,7 @@ def test_delete_removes_a_stored_source(settings: Settings) -> None:
     create(settings, "shop", database_source())
     with session_scope(settings.metadata_url) as session:
         deleted = delete_source(session, settings, "shop")
+    assert deleted is not None
     assert deleted.spec.connection == CONNECTION
     assert raw_row(settings, "shop") is None
     assert list(all_sources(settings)) == ["web"]
@@ -346,3 +348,17 @@ def test_a_failed_load_is_recorded_as_failed(tmp_path: Path) -> None:
     assert tags_load.rows == 0
     assert tags_load.error == info.value.message
     assert tags_load.error and "src" in tags_load.error
+
+
+def test_a_source_whose_key_was_lost_is_skipped_named_and_still_deletable(
+    settings: Settings,
+) -> None:
+    create(settings, "shop", database_source())
+    keys = settings.home_dir / "secret_keys"
+    keys.write_text(Fernet.generate_key().decode() + "\n")  # the old key is gone
+    assert list(all_sources(settings)) == ["web"]  # the others still load
+    with session_scope(settings.metadata_url) as session:
+        with pytest.raises(SpecError, match="cannot decrypt the credentials of source 'shop'"):
+            get_source(settings, session, "shop")
+        assert delete_source(session, settings, "shop") is None
+    assert raw_row(settings, "shop") is None
