@@ -183,6 +183,7 @@ def _load_source(
     names = names if names is not None else OriginalNames()
 
     pipe = pipeline(settings, name, progress)
+    _drop_stale_extracts(pipe)
     if pipe.has_pending_data:
         # A load cut short earlier (e.g. it timed out waiting for the warehouse). dlt would
         # finish it *instead of* reading new data: finish it first, or drop it on a refresh.
@@ -233,6 +234,20 @@ def _load_source(
 
     info = _load_or_raise(settings, name, source, attempt)
     return pipe, info, normalized, before
+
+
+def _drop_stale_extracts(pipe: Pipeline) -> None:
+    """Forget extracted packages that a killed run had already normalized.
+
+    Normalizing writes the package's load files, then deletes what extract left; a
+    process killed between the two leaves both, and the next run would normalize and
+    load the same rows a second time.
+    """
+    stale = set(pipe.list_extracted_load_packages()) & (
+        set(pipe.list_normalized_load_packages()) | set(pipe.list_completed_load_packages())
+    )
+    for load_id in stale:
+        pipe._get_normalize_storage().extracted_packages.delete_package(load_id)
 
 
 def _yields_arrow(source: SourceSpec, table: str) -> bool:

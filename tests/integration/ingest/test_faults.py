@@ -162,3 +162,42 @@ def test_failures_are_sorted_into_transient_and_permanent(
     error: BaseException, transient: bool
 ) -> None:
     assert is_transient(error) is transient
+
+
+def test_a_killed_load_is_finished_or_redone_by_the_next_run(database: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    sources = tmp_path / "sources.yml"
+    sources.write_text(
+        "sources:\n  app:\n    kind: database\n"
+        f"    connection: postgresql://postgres@127.0.0.1:5432/{database}\n"
+        "    tables:\n      events: {cursor: at}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update(HEADWATER_HOME=str(tmp_path), HEADWATER_SOURCES_FILE=str(sources))
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from headwater.cli import main; main()", "ingest", "app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    packages = tmp_path / "dlt" / "headwater_app" / "load"
+    deadline = time.monotonic() + 120
+    killed = False
+    while process.poll() is None and time.monotonic() < deadline:
+        if packages.exists() and any(packages.rglob("*.parquet")):
+            process.send_signal(signal.SIGKILL)  # midway: files written, load not done
+            killed = True
+            break
+        time.sleep(0.005)
+    process.wait(timeout=30)
+    assert killed, "the load finished before it could be killed"
+
+    settings = make_settings(tmp_path, sources_file=sources)
+    run_source(settings, "app", source(database))
+    assert warehouse_rows(
+        settings, "app", "select count(*), count(distinct id) from {schema}.events"
+    ) == [(ROWS, ROWS)]
