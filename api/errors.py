@@ -26,7 +26,7 @@ from api.schemas import ErrorBody, ErrorResponse
 from catalog.errors import CatalogError
 from headwater.errors import HeadwaterError
 from ingest.errors import SourceNotFound, SpecError
-from ingest.store import ReadOnlySource, SourceExists
+from ingest.store import ReadOnlySource, SourceExists, UnreadableSource
 from ingest.targets import UnsafeTarget
 
 logger = logging.getLogger("headwater.api")
@@ -89,6 +89,7 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     ReadOnlySource: 409,
     TooManyRequests: 429,
     ServiceUnavailable: 503,
+    UnreadableSource: 503,
 }
 UNMAPPED_STATUS = 500
 

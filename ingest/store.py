@@ -53,6 +53,11 @@ class SourceExists(IngestError):
     """A source of that name is already declared (in the file or the store)."""
 
 
+class UnreadableSource(IngestError):
+    """A stored source that can no longer be read: its key is gone or its fields no longer
+    validate. It can still be deleted."""
+
+
 class ReadOnlySource(IngestError):
     """The source is declared in sources.yml: change it there, through a pull request."""
 
@@ -310,7 +315,7 @@ def get_source(settings: Settings, session: Session, name: str) -> Declared:
         broken: dict[str, str] = {}
         stored_sources(session, settings, broken)
         if name in broken:
-            raise SpecError(broken[name])
+            raise UnreadableSource(broken[name], hint="delete it and store it again")
         raise SourceNotFound(f"no source named {name!r}")
     return sources[name]
 

@@ -28,6 +28,7 @@ from ingest.state import reset_state, table_states
 from ingest.store import (
     ReadOnlySource,
     SourceExists,
+    UnreadableSource,
     all_sources,
     create_source,
     delete_source,
@@ -358,7 +359,9 @@ def test_a_source_whose_key_was_lost_is_skipped_named_and_still_deletable(
     keys.write_text(Fernet.generate_key().decode() + "\n")  # the old key is gone
     assert list(all_sources(settings)) == ["web"]  # the others still load
     with session_scope(settings.metadata_url) as session:
-        with pytest.raises(SpecError, match="cannot decrypt the credentials of source 'shop'"):
+        with pytest.raises(
+            UnreadableSource, match="cannot decrypt the credentials of source 'shop'"
+        ):
             get_source(settings, session, "shop")
         assert delete_source(session, settings, "shop") is None
     assert raw_row(settings, "shop") is None
