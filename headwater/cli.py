@@ -463,39 +463,21 @@ def source_add(name: str, spec_file: Path, replace: bool) -> None:
     ${VAR} in the file is read from the environment; the connection is stored
     encrypted. Relative paths are read from the project folder.
     """
-    from api.audit.services import record
+    from api.sources.services import change_source, store_source
     from headwater.db import session_scope
     from ingest.spec import parse_source
-    from ingest.store import all_sources, create_source, masked, update_source
+    from ingest.store import all_sources
 
     settings = _settings()
     spec = parse_source(spec_file.read_text(encoding="utf-8"), name, str(spec_file))
     data = spec.model_dump(mode="json")  # every field: --replace leaves nothing of the old
-    actor = _cli_actor()
     with session_scope(_migrated(settings)) as session:
         existing = all_sources(settings, session).get(name)
         if existing is not None and existing.origin == "store" and replace:
-            before, after = update_source(session, settings, name, data)
-            record(
-                session,
-                actor,
-                "source.update",
-                "source",
-                name,
-                before={"connection": masked(before.spec).connection},
-                after={"connection": masked(after.spec).connection},
-            )
+            change_source(settings, session, name, data, _cli_actor())
             click.echo(f"replaced {name}")
             return
-        create_source(session, settings, name, data)
-        record(
-            session,
-            actor,
-            "source.create",
-            "source",
-            name,
-            after={"kind": spec.kind, "tables": list(spec.tables)},
-        )
+        store_source(settings, session, name, data, _cli_actor())
     click.echo(f"stored {name} ({spec.kind}, {len(spec.tables)} table(s)); connection encrypted")
 
 
@@ -504,14 +486,12 @@ def source_add(name: str, spec_file: Path, replace: bool) -> None:
 @handle_errors
 def source_delete(name: str) -> None:
     """Delete stored source NAME (what it loaded stays in the warehouse)."""
-    from api.audit.services import record
+    from api.sources.services import delete_source
     from headwater.db import session_scope
-    from ingest.store import delete_source
 
     settings = _settings()
     with session_scope(_migrated(settings)) as session:
-        delete_source(session, settings, name)
-        record(session, _cli_actor(), "source.delete", "source", name)
+        delete_source(settings, session, name, _cli_actor())
     click.echo(f"deleted {name}")
 
 

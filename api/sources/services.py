@@ -115,32 +115,41 @@ def get_source(settings: Settings, session: Session, name: str) -> store.Declare
 
 
 def create_source(settings: Settings, session: Session, data: SourceIn, actor: Actor) -> SourceOut:
-    fields: dict[str, Any] = {"kind": data.kind, "tables": _tables_data(data.tables)}
-    if data.connection is not None:
-        fields["connection"] = data.connection
-    if data.description is not None:
-        fields["description"] = data.description
-    for field in ("database", "client", "resource_defaults", "schema_contract"):
-        if getattr(data, field) is not None:
-            fields[field] = getattr(data, field)
-    created = store.create_source(session, settings, data.name, fields)
-    record(session, actor, "source.create", "source", data.name, after=_snapshot(created))
+    fields = {
+        key: value
+        for key, value in msgspec.structs.asdict(data).items()
+        if value is not None and key != "name"
+    }
+    fields["tables"] = _tables_data(data.tables)
+    return store_source(settings, session, data.name, fields, actor)
+
+
+def store_source(
+    settings: Settings, session: Session, name: str, fields: dict[str, Any], actor: Actor
+) -> SourceOut:
+    """Store a new source from its fields (snake_case, as in sources.yml), audited."""
+    created = store.create_source(session, settings, name, fields)
+    record(session, actor, "source.create", "source", name, after=_snapshot(created))
     return source_out(created)
 
 
 def update_source(
     settings: Settings, session: Session, name: str, data: SourceUpdate, actor: Actor
 ) -> SourceOut:
-    changes: dict[str, Any] = {}
-    if not isinstance(data.tables, msgspec.UnsetType):
-        changes["tables"] = _tables_data(data.tables)
-    if not isinstance(data.connection, msgspec.UnsetType):
-        changes["connection"] = data.connection
-    if not isinstance(data.description, msgspec.UnsetType):
-        changes["description"] = data.description
-    for field in ("database", "client", "resource_defaults", "schema_contract"):
-        if not isinstance(getattr(data, field), msgspec.UnsetType):
-            changes[field] = getattr(data, field)
+    changes = {
+        key: value
+        for key, value in msgspec.structs.asdict(data).items()
+        if not isinstance(value, msgspec.UnsetType)
+    }
+    if "tables" in changes:
+        changes["tables"] = _tables_data(changes["tables"])
+    return change_source(settings, session, name, changes, actor)
+
+
+def change_source(
+    settings: Settings, session: Session, name: str, changes: dict[str, Any], actor: Actor
+) -> SourceOut:
+    """Apply ``changes`` (fields given replace the stored ones) to a stored source, audited."""
     before, after = store.update_source(session, settings, name, changes)
     record(
         session,

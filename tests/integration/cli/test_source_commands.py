@@ -100,6 +100,10 @@ def test_a_typed_password_is_stored_encrypted_and_shown_masked(home: Path) -> No
     assert SECRET not in shown.output
     assert SECRET not in run("source", "list").output
     assert SECRET.encode() not in (home / "headwater.db").read_bytes()
+    with session_scope(get_settings().metadata_url) as session:
+        action, after = session.execute(text("select action, after from audit_log")).one()
+    assert action == "source.create"
+    assert "postgresql://postgres:***@127.0.0.1:5432/test" in str(after)  # the masked source
     assert (home / "secret_keys").stat().st_mode & 0o777 == 0o600
 
     tested = run("source", "test", "billing")

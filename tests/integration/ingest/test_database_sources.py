@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,32 +19,19 @@ from ingest.sample_data import generate, write_database
 from ingest.sources import check_connection
 from ingest.spec import parse_sources
 from tests.conftest import make_settings
+from tests.integration.ingest.warehouses import SOURCE_SERVERS, source_database
 
 pytestmark = pytest.mark.integration
 
 SCALE = 0.05
-SERVERS = {
-    "postgres": "postgresql+psycopg2://postgres@127.0.0.1:5432",
-    "mysql": "mysql+pymysql://root@127.0.0.1:3306",
-}
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=sorted(SOURCE_SERVERS))
 def source_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database on a real server, filled with the sample shop, dropped afterwards."""
-    server = SERVERS[request.param]
-    name = f"hw_src_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        f"{server}/{'test' if request.param == 'postgres' else ''}", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"create database {name}"))
-    url = f"{server}/{name}"
-    write_database(url, scale=SCALE)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"drop database {name}"))
-    admin.dispose()
+    with source_database(request.param, "hw_src") as url:
+        write_database(url, scale=SCALE)
+        yield url
 
 
 def shop_spec(url: str) -> str:

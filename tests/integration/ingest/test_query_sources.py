@@ -3,7 +3,6 @@ MariaDB (own databases), real loads into DuckDB, incremental on the query's curs
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,24 +14,19 @@ from ingest.runner import run_source
 from ingest.sources import check_connection
 from ingest.spec import SourceSpec, parse_sources
 from tests.conftest import make_settings
-from tests.integration.ingest.warehouses import warehouse_rows
+from tests.integration.ingest.warehouses import SOURCE_SERVERS, source_database, warehouse_rows
 
 pytestmark = pytest.mark.integration
 
-SERVERS = {
-    "postgres": ("postgresql+psycopg2://postgres@127.0.0.1:5432", "test"),
-    "mysql": ("mysql+pymysql://root@127.0.0.1:3306", ""),
-}
 
-
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=sorted(SOURCE_SERVERS))
 def source_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    server, admin_db = SERVERS[request.param]
-    name = f"hw_query_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{server}/{admin_db}", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"create database {name}"))
-    url = f"{server}/{name}"
+    with source_database(request.param, "hw_query") as url:
+        fill(url)
+        yield url
+
+
+def fill(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as connection:
         connection.execute(
@@ -48,10 +42,6 @@ def source_url(request: pytest.FixtureRequest) -> Iterator[str]:
             )
         )
     engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"drop database {name}"))
-    admin.dispose()
 
 
 def source(url: str, tables: str) -> SourceSpec:

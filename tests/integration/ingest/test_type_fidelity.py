@@ -16,14 +16,16 @@ import sqlalchemy as sa
 
 from ingest.runner import run_source
 from ingest.spec import parse_sources
-from tests.integration.ingest.warehouses import WAREHOUSES, warehouse_rows, warehouse_settings
+from tests.integration.ingest.warehouses import (
+    SOURCE_SERVERS,
+    WAREHOUSES,
+    source_database,
+    warehouse_rows,
+    warehouse_settings,
+)
 
 pytestmark = pytest.mark.integration
 
-SERVERS = {
-    "postgres": ("postgresql+psycopg2://postgres@127.0.0.1:5432", "test"),
-    "mysql": ("mysql+pymysql://root@127.0.0.1:3306", ""),
-}
 TABLES = {
     "postgres": """
         create table payments (
@@ -37,17 +39,17 @@ TABLES = {
 REF = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=sorted(SOURCE_SERVERS))
 def source_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    server, admin_db = SERVERS[request.param]
-    name = f"hw_types_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{server}/{admin_db}", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"create database {name}"))
-    url = f"{server}/{name}"
+    with source_database(request.param, "hw_types") as url:
+        fill(url, request.param)
+        yield url
+
+
+def fill(url: str, server: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        connection.execute(sa.text(TABLES[request.param]))
+        connection.execute(sa.text(TABLES[server]))
         connection.execute(
             sa.text(
                 "insert into payments values "
@@ -57,10 +59,6 @@ def source_url(request: pytest.FixtureRequest) -> Iterator[str]:
             {"details": json.dumps({"card": "visa", "tags": [1, 2]}), "ref": str(REF)},
         )
     engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"drop database {name}"))
-    admin.dispose()
 
 
 @pytest.mark.parametrize("warehouse", WAREHOUSES)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +42,27 @@ def warehouse_rows(settings: Settings, source: str, sql: str) -> list[tuple[Any,
             return [tuple(row) for row in connection.execute(sa.text(sql))]
     finally:
         engine.dispose()
+
+
+SOURCE_SERVERS = {
+    "postgres": ("postgresql+psycopg2://postgres@127.0.0.1:5432", "test"),
+    "mysql": ("mysql+pymysql://root@127.0.0.1:3306", ""),
+}
+"""Source database servers: (server URL, database the admin connection opens)."""
+
+
+@contextmanager
+def source_database(server: str, prefix: str) -> Iterator[str]:
+    """The URL of a fresh, empty database on the local ``server`` (a SOURCE_SERVERS key),
+    dropped afterwards."""
+    base, admin_db = SOURCE_SERVERS[server]
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{base}/{admin_db}", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"create database {name}"))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"drop database {name}"))
+        admin.dispose()
