@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -273,11 +274,26 @@ def stored_sources(
 
 
 def file_sources(settings: Settings) -> dict[str, Declared]:
+    """The sources of sources.yml, parsed once per version of the file and environment
+    (every API request and load asks for them)."""
     import os
 
     env = {**os.environ, "HEADWATER_HOME": str(settings.home_dir)}
-    declared = load_sources(settings.sources_file, env)
-    return {name: Declared(name, spec, "file") for name, spec in declared.sources.items()}
+    path = settings.sources_file
+    try:
+        stat = path.stat()
+    except OSError:
+        load_sources(path, env)  # raises the clear "not found" error
+        raise
+    key = (str(path), stat.st_mtime_ns, stat.st_size, tuple(sorted(env.items())))
+    return dict(_parsed_sources_file(key))
+
+
+@lru_cache(maxsize=4)
+def _parsed_sources_file(key: tuple[Any, ...]) -> tuple[tuple[str, Declared], ...]:
+    path, _, _, env = key
+    declared = load_sources(FilePath(path), dict(env))
+    return tuple((name, Declared(name, spec, "file")) for name, spec in declared.sources.items())
 
 
 def all_sources(settings: Settings, session: Session | None = None) -> dict[str, Declared]:

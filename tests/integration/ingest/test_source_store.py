@@ -365,3 +365,26 @@ def test_a_source_whose_key_was_lost_is_skipped_named_and_still_deletable(
             get_source(settings, session, "shop")
         assert delete_source(session, settings, "shop") is None
     assert raw_row(settings, "shop") is None
+
+
+def test_the_sources_file_is_parsed_once_per_version(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.store
+
+    parsed: list[Path] = []
+    real = ingest.store.load_sources
+
+    def counting(path: Path, env: dict[str, str]) -> object:
+        parsed.append(path)
+        return real(path, env)
+
+    monkeypatch.setattr(ingest.store, "load_sources", counting)
+    ingest.store._parsed_sources_file.cache_clear()
+    first = all_sources(settings)
+    assert all_sources(settings) == first
+    assert len(parsed) == 1
+    text = settings.sources_file.read_text()
+    settings.sources_file.write_text(text.replace("web:", "web2:"))
+    assert "web2" in all_sources(settings)  # an edit is seen at once
+    assert len(parsed) == 2
