@@ -403,12 +403,13 @@ def ingest(
 
 
 def _check_source(settings: Settings, name: str, source: SourceSpec) -> None:
-    from ingest.sources import check_connection
+    from ingest.sources import check_connection, with_tables
     from ingest.targets import check_targets
 
     check_targets(settings, name, source)
-    check_connection(source)
-    click.echo(f"✓ {name}: reachable, {len(source.tables)} table(s) found")
+    found = with_tables(source)
+    check_connection(found)
+    click.echo(f"✓ {name}: reachable, {len(found.tables)} table(s) found")
 
 
 @main.group()
@@ -568,7 +569,7 @@ def source_reset(name: str, tables: tuple[str, ...]) -> None:
 
     settings = _settings()
     declared = select_sources(load_declared(settings), [name])[name]
-    unknown = [t for t in tables if t not in declared.tables]
+    unknown = [t for t in tables if declared.tables and t not in declared.tables]
     if unknown:
         raise HeadwaterError(
             f"source {name!r} has no table(s) {', '.join(unknown)}",

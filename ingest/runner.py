@@ -131,12 +131,14 @@ def run_source(
     """
     from ingest.original_names import OriginalNames, record_names
     from ingest.schema_events import columns_of, diff, record_changes
+    from ingest.sources import with_tables
     from ingest.state import record_loads
     from ingest.targets import check_targets
 
     check_targets(settings, name, source)
     started = time.perf_counter()
     started_at = utcnow()
+    source = _retried(settings, lambda: with_tables(source))
     selected = list(source.tables) if tables is None else tables
     names = OriginalNames()
     try:

@@ -172,7 +172,11 @@ class SourceSpec(_Strict):
     resource_defaults: dict[str, Any] | None = Field(
         default=None, description="REST API: dlt's defaults for every endpoint."
     )
-    tables: dict[str, TableSpec] = Field(min_length=1)
+    tables: dict[str, TableSpec] = Field(
+        default_factory=dict,
+        description="The tables to load. Left out (database, mongodb): every table or "
+        "collection the source has, found when it loads.",
+    )
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -199,8 +203,18 @@ class SourceSpec(_Strict):
                 )
         return tables
 
+    @property
+    def whole(self) -> bool:
+        """Every table of the source, found when it loads (no ``tables`` declared)."""
+        return not self.tables
+
     @model_validator(mode="after")
     def _kind_fields(self) -> SourceSpec:
+        if self.whole and self.kind not in ("database", "mongodb"):
+            raise ValueError(
+                f"a {self.kind!r} source needs 'tables' (only database and mongodb sources "
+                "may leave them out to load everything)"
+            )
         rest_only = [
             f"table {name!r}: {field}"
             for name, table in self.tables.items()

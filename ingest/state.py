@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from headwater.db import as_utc, session_scope, utcnow
 from ingest.errors import IngestError
 from ingest.models import SourceLoad
+from ingest.spec import TableSpec
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -97,6 +98,7 @@ def table_states(
     """Each declared table of ``source``: its cursor, where it stands, its last load."""
     values = cursor_values(settings, name)
     loads = last_loads(session, name) if session is not None else {}
+    tables = source.tables or {table: TableSpec() for table in sorted({*values, *loads})}
     return [
         TableState(
             table,
@@ -104,8 +106,23 @@ def table_states(
             _text(values.get(table, {}).get(spec.cursor)) if spec.cursor else None,
             loads.get(table),
         )
-        for table, spec in source.tables.items()
+        for table, spec in tables.items()
     ]
+
+
+def loaded_tables(settings: Settings, name: str) -> list[str]:
+    """The tables loads of source ``name`` have written so far, by name."""
+    from ingest.store import store_ready
+
+    with session_scope(settings.metadata_url) as session:
+        if not store_ready(session, settings, SourceLoad.__tablename__):
+            return []
+        found = session.scalars(
+            select(SourceLoad.table_name)
+            .where(SourceLoad.source == name, SourceLoad.status == "loaded")
+            .distinct()
+        )
+        return sorted(found)
 
 
 def reset_state(settings: Settings, name: str, tables: list[str]) -> list[str]:

@@ -36,7 +36,8 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from headwater.settings import Settings
 from ingest.runner import load_declared, run_source
-from ingest.spec import SourceSpec
+from ingest.spec import SourceSpec, TableSpec
+from ingest.state import loaded_tables
 from orchestration.transform import dbt_env, environment, run_dbt
 from orchestration.translators import HeadwaterDbtTranslator, raw_asset_key
 
@@ -45,8 +46,19 @@ DEFAULT_DISPOSITION = "merge on the primary key, else replace"
 SENSOR_LOCK_WAIT_SECONDS = 20
 
 
+WHOLE_SOURCE_TABLE = "all_tables"
+"""The one asset of a source loading every table, until its first load names them."""
+
+
 def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> AssetsDefinition:
-    """One multi-asset per declared source: each raw table is an asset, loadable alone."""
+    """One multi-asset per declared source: each raw table is an asset, loadable alone.
+
+    A source declared without tables (every table of a database) has the tables its
+    loads found so far; before its first load, one asset stands for all of them.
+    """
+    tables = dict(source.tables)
+    if source.whole:
+        tables = {table: TableSpec() for table in loaded_tables(settings, name)}
     specs = [
         AssetSpec(
             raw_asset_key(name, table),
@@ -57,19 +69,23 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
             kinds={"dlt"},
             metadata={"write_disposition": spec.write_disposition or DEFAULT_DISPOSITION},
         )
-        for table, spec in source.tables.items()
+        for table, spec in (tables or {WHOLE_SOURCE_TABLE: TableSpec()}).items()
     ]
 
     @multi_asset(name=f"ingest_{name}", specs=specs, can_subset=True)
     def _load(context: AssetExecutionContext) -> Iterator[MaterializeResult[Any]]:
-        tables = [key.path[-1] for key in context.selected_asset_keys]
-        summary = run_source(settings, name, source, tables)
+        selected = [key.path[-1] for key in context.selected_asset_keys]
+        # All of a whole source's assets: every table it has now, new ones too.
+        everything = source.whole and len(selected) == len(specs)
+        summary = run_source(settings, name, source, None if everything else selected)
         context.log.info(f"loaded {summary.total_rows} rows into {summary.dataset}")
-        for table in tables:
+        for table in selected:
             yield MaterializeResult(
                 asset_key=raw_asset_key(name, table),
                 metadata={
-                    "rows_loaded": summary.rows.get(table, 0),
+                    "rows_loaded": summary.total_rows
+                    if table == WHOLE_SOURCE_TABLE and not tables
+                    else summary.rows.get(table, 0),
                     "load_id": summary.load_id or "",
                 },
             )

@@ -56,7 +56,8 @@ class SourceIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     name: SourceName
     """Also the warehouse schema (raw_<name>); it cannot change later."""
     kind: Kind
-    tables: Tables
+    tables: Tables | None = None
+    """Left out (database, mongodb): every table or collection, found at each load."""
     connection: Text | None = None
     """Database or MongoDB URL; the password is stored encrypted and only ever shown masked."""
     database: Identifier | None = None

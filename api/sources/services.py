@@ -120,7 +120,8 @@ def create_source(settings: Settings, session: Session, data: SourceIn, actor: A
         for key, value in msgspec.structs.asdict(data).items()
         if value is not None and key != "name"
     }
-    fields["tables"] = _tables_data(data.tables)
+    if data.tables is not None:
+        fields["tables"] = _tables_data(data.tables)
     return store_source(settings, session, data.name, fields, actor)
 
 
@@ -208,13 +209,16 @@ def source_state(settings: Settings, session: Session, name: str) -> SourceState
 def test_connection(settings: Settings, name: str, declared: store.Declared) -> ConnectionTest:
     """Reach the source and check its tables and key columns (blocking: call in a thread)."""
     from ingest.masks import scrub, secret_paths, url_secrets
-    from ingest.sources import check_connection
+    from ingest.sources import check_connection, with_tables
     from ingest.targets import check_targets
 
     started = time.perf_counter()
+    tables = 0
     try:
         check_targets(settings, name, declared.spec)
-        check_connection(declared.spec)
+        found = with_tables(declared.spec)
+        check_connection(found)
+        tables = len(found.tables)
     except IngestError as exc:
         message = str(exc)
     except Exception as exc:  # a driver's own error: its first line, secrets scrubbed
@@ -231,7 +235,6 @@ def test_connection(settings: Settings, name: str, declared: store.Declared) -> 
             message=scrub(message, secrets),
             seconds=round(time.perf_counter() - started, 3),
         )
-    tables = len(declared.spec.tables)
     return ConnectionTest(
         ok=True,
         message=f"reachable, {tables} table(s) found",

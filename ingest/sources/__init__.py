@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ingest.errors import IngestError
@@ -10,6 +11,56 @@ if TYPE_CHECKING:
     from dlt.extract.resource import DltResource
 
     from ingest.spec import SourceSpec
+
+
+def with_tables(source: SourceSpec) -> SourceSpec:
+    """``source`` with its tables named: a source declared without ``tables`` gets
+    every table (database) or collection (mongodb) it has now, each with its defaults.
+
+    A table whose name is not a warehouse name (upper case, odd characters) is
+    loaded under the normalised name, the original kept as ``source_table``.
+
+    Raises:
+        IngestError: the source cannot be reached, has nothing to load, or two of its
+            names normalise to the same table.
+    """
+    if not source.whole:
+        return source
+    from ingest.spec import TableSpec
+
+    if source.kind == "mongodb":
+        from ingest.sources import mongodb
+
+        found = mongodb.collection_names(source)
+    else:
+        from ingest.sources import database
+
+        found = database.table_names(source)
+    tables: dict[str, TableSpec] = {}
+    originals: dict[str, str] = {}
+    for original in sorted(found):
+        name = warehouse_name(original)
+        if name in originals:
+            raise IngestError(
+                f"{originals[name]!r} and {original!r} would both load as table {name!r}",
+                hint="declare the tables, mapping each with source_table",
+            )
+        originals[name] = original
+        tables[name] = TableSpec(source_table=None if name == original else original)
+    if not tables:
+        raise IngestError(
+            f"the source has no {'collections' if source.kind == 'mongodb' else 'tables'} to load",
+            hint="declare the tables to load under 'tables'",
+        )
+    return source.model_copy(update={"tables": tables})
+
+
+def warehouse_name(original: str) -> str:
+    """The raw table name for a source table or collection called ``original``."""
+    name = re.sub(r"[^a-z0-9_]+", "_", original.lower()).strip("_") or "table"
+    if not name[0].isalpha():
+        name = f"t_{name}"
+    return name[:63]
 
 
 def build_resources(
@@ -45,6 +96,7 @@ def build_resources(
 
 def check_connection(source: SourceSpec) -> None:
     """Raise IngestError with a clear message when the source cannot be reached."""
+    source = with_tables(source)
     if source.kind == "database":
         from ingest.sources import database
 

@@ -334,6 +334,19 @@ def _query_problems(connection: Any, url: str, name: str, spec: TableSpec) -> li
     return column_problems(name, spec, columns)
 
 
+def table_names(source: SourceSpec) -> list[str]:
+    """The tables of the source database's default schema."""
+    url = _url(source)
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            return list(inspect(connection).get_table_names())
+    except SQLAlchemyError as exc:
+        raise _connection_error(url, exc) from None
+    finally:
+        engine.dispose()
+
+
 def check_connection(source: SourceSpec) -> None:
     url = _url(source)
     engine = _engine(url)

@@ -125,6 +125,21 @@ def resources(source: SourceSpec, tables: list[str]) -> list[DltResource]:
     return [_collection_reader(source, name, source.tables[name]) for name in tables]
 
 
+def collection_names(source: SourceSpec) -> list[str]:
+    """The collections of the source's database (MongoDB's own ``system.*`` left out)."""
+    client = _client(source)
+    try:
+        names = client[_database_name(source, client)].list_collection_names()
+    except PyMongoError as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise IngestError(
+            f"cannot connect to {_masked(source.connection or '')}: {reason}"
+        ) from None
+    finally:
+        client.close()
+    return [name for name in names if not name.startswith("system.")]
+
+
 def check_connection(source: SourceSpec) -> None:
     """Reach the server; each collection must exist and hold the declared fields."""
     client = _client(source)
