@@ -33,7 +33,7 @@ from api.http import add_response_headers, allowed_methods
 from api.kv import KeyValueStore
 from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
-from api.sources.controllers import ConnectionTests, SourcesController
+from api.sources.controllers import ConnectionTests, DestinationsController, SourcesController
 from api.users.controllers import UsersController
 from headwater.settings import Settings, get_settings
 
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             UsersController,
             SourcesController,
+            DestinationsController,
             CatalogController,
             AuditController,
             assets_router(),

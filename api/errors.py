@@ -26,7 +26,7 @@ from api.schemas import ErrorBody, ErrorResponse
 from catalog.errors import CatalogError
 from headwater.errors import HeadwaterError
 from ingest.errors import SourceNotFound, SpecError
-from ingest.store import ReadOnlySource, SourceExists, UnreadableSource
+from ingest.store import DestinationInUse, ReadOnlySource, SourceExists, UnreadableSource
 from ingest.targets import UnsafeTarget
 
 logger = logging.getLogger("headwater.api")
@@ -87,6 +87,7 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     Conflict: 409,
     SourceExists: 409,
     ReadOnlySource: 409,
+    DestinationInUse: 409,
     TooManyRequests: 429,
     ServiceUnavailable: 503,
     UnreadableSource: 503,

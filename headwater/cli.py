@@ -294,10 +294,13 @@ def run_ingest(
         {n for n, s in declared.items() if _reads_sample(settings, s)} if marker.exists() else set()
     )
     selected = select_sources(declared, names)
+    if not names:
+        selected = {n: s for n, s in selected.items() if not s.destination}
     for name, source in selected.items():
         refresh = full_refresh or name in stale
         mode = " (full refresh)" if refresh else ""
-        title = f"ingest {name} → {settings.raw_schema(name)}{mode}"
+        into = "" if source.target in (None, "warehouse") else f"{source.target}:"
+        title = f"ingest {name} → {into}{settings.raw_schema(name)}{mode}"
         with step(title) as status:
             summary = run_source(
                 settings,
@@ -409,7 +412,10 @@ def _check_source(settings: Settings, name: str, source: SourceSpec) -> None:
     check_targets(settings, name, source)
     found = with_tables(source)
     check_connection(found)
-    click.echo(f"✓ {name}: reachable, {len(found.tables)} table(s) found")
+    if source.destination:
+        click.echo(f"✓ {name}: destination reachable")
+    else:
+        click.echo(f"✓ {name}: reachable, {len(found.tables)} table(s) found")
 
 
 @main.group()
@@ -427,7 +433,8 @@ def source_list() -> None:
     for name, declared in all_sources(_settings()).items():
         home = "sources.yml" if declared.origin == "file" else "stored"
         where = mask_url(declared.spec.connection) if declared.spec.connection else "files"
-        tables = ", ".join(declared.spec.tables)
+        spec = declared.spec
+        tables = "destination" if spec.destination else ", ".join(spec.tables) or "every table"
         click.echo(f"{name:<20} {declared.spec.kind:<9} {home:<12} {where}  [{tables}]")
 
 
@@ -575,7 +582,7 @@ def source_reset(name: str, tables: tuple[str, ...]) -> None:
             f"source {name!r} has no table(s) {', '.join(unknown)}",
             hint=f"its tables: {', '.join(declared.tables)}",
         )
-    reset = reset_state(settings, name, list(tables) or list(declared.tables))
+    reset = reset_state(settings, name, declared, list(tables) or list(declared.tables))
     if reset:
         click.echo(f"reset {', '.join(reset)}: the next load reads every row")
     else:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dlt import Pipeline
 
     from headwater.settings import Settings
+    from ingest.destinations import Destination
     from ingest.original_names import OriginalNames
 
 # dlt must never phone home: the platform runs on machines without internet.
@@ -54,41 +55,28 @@ class LoadSummary:
     rows: dict[str, int] = field(default_factory=dict)
     load_id: str | None = None
     seconds: float = 0.0
+    target: str = "warehouse"
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
 
-def destination(settings: Settings) -> Any:
-    """The dlt destination for the configured warehouse (credentials passed explicitly)."""
+def pipeline(
+    settings: Settings, name: str, source: SourceSpec, target: Destination, progress: Any = None
+) -> Pipeline:
+    """Source ``name``'s dlt pipeline into ``target``; ``progress`` a dlt collector that
+    is told of every batch (the command line shows rows/s with one)."""
     import dlt
 
-    if settings.warehouse == "duckdb":
-        settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        return dlt.destinations.duckdb(credentials=str(settings.duckdb_path))
-    return dlt.destinations.postgres(
-        credentials={
-            "host": settings.warehouse_host,
-            "port": settings.warehouse_port,
-            "username": settings.warehouse_user,
-            "password": settings.warehouse_password.get_secret_value(),
-            "database": settings.warehouse_dbname,
-        }
-    )
-
-
-def pipeline(settings: Settings, source: str, progress: Any = None) -> Pipeline:
-    """The source's dlt pipeline; ``progress`` a dlt collector that is told of every
-    batch (the command line shows rows/s with one)."""
-    import dlt
+    from ingest.destinations import pipeline_name
 
     options: dict[str, Any] = {"progress": progress} if progress is not None else {}
     made: Pipeline = dlt.pipeline(
-        pipeline_name=settings.pipeline_name(source),
+        pipeline_name=pipeline_name(settings, name, source),
         pipelines_dir=str(settings.dlt_dir),
-        destination=destination(settings),
-        dataset_name=settings.raw_schema(source),
+        destination=target.dlt(),
+        dataset_name=settings.raw_schema(name),
         **options,
     )
     return made
@@ -129,13 +117,20 @@ def run_source(
     ``full_refresh`` drops the loaded tables and their incremental state first,
     then loads everything again.
     """
+    from ingest.destinations import target_of
     from ingest.original_names import OriginalNames, record_names
     from ingest.schema_events import columns_of, diff, record_changes
     from ingest.sources import with_tables
     from ingest.state import record_loads
     from ingest.targets import check_targets
 
+    if source.destination:
+        raise IngestError(
+            f"{name!r} is a destination: sources load into it (target: {name}), "
+            "it is not loaded from"
+        )
     check_targets(settings, name, source)
+    target = target_of(settings, name, source)
     started = time.perf_counter()
     started_at = utcnow()
     source = _retried(settings, lambda: with_tables(source))
@@ -143,25 +138,30 @@ def run_source(
     names = OriginalNames()
     try:
         pipe, info, normalized, before = _load_source(
-            settings, name, source, tables, selected, full_refresh, progress, names
+            settings, name, source, target, tables, selected, full_refresh, progress, names
         )
     except IngestError as exc:
         record_loads(
-            settings, name, dict.fromkeys(selected, 0), started_at=started_at, error=exc.message
+            settings,
+            name,
+            source,
+            dict.fromkeys(selected, 0),
+            started_at=started_at,
+            error=exc.message,
         )
         raise
     loaded = {table: n for table, n in normalized.items() if not table.startswith("_dlt")}
     # Every selected table, those with no new rows included; child tables as dlt made them.
     rows = {**dict.fromkeys(selected, 0), **loaded}
     load_id = info.loads_ids[-1] if info.loads_ids else None
-    record_loads(settings, name, rows, started_at=started_at, load_id=load_id)
+    record_loads(settings, name, source, rows, started_at=started_at, load_id=load_id)
     after = columns_of(pipe.default_schema if pipe.default_schema_name else None)
     record_changes(settings, name, diff(before, after, set(selected)), load_id)
     if pipe.default_schema_name:
         naming = pipe.default_schema.naming
         record_names(settings, name, names.renamed(naming.normalize_identifier))
     return LoadSummary(
-        name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started
+        name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started, target.name
     )
 
 
@@ -169,6 +169,7 @@ def _load_source(
     settings: Settings,
     name: str,
     source: SourceSpec,
+    target: Destination,
     tables: list[str] | None,
     selected: list[str],
     full_refresh: bool,
@@ -184,7 +185,7 @@ def _load_source(
 
     names = names if names is not None else OriginalNames()
 
-    pipe = pipeline(settings, name, progress)
+    pipe = pipeline(settings, name, source, target, progress)
     _drop_stale_extracts(pipe)
     if pipe.has_pending_data:
         # A load cut short earlier (e.g. it timed out waiting for the warehouse). dlt would
@@ -198,7 +199,7 @@ def _load_source(
     resources = _retried(settings, lambda: build_resources(source, tables, fresh))
     for resource in resources:
         resource.add_map(names.tap(resource.name))
-    if settings.warehouse == "postgres":
+    if target.kind == "postgres":
         # Arrow batches reach PostgreSQL fastest as parquet through ADBC's binary COPY
         # (measured at 2M rows: 0.79x of a plain COPY FROM; CSV through COPY 0.57x; the
         # default INSERT statements 0.16x). JSON columns are then `json`, not `jsonb`.
@@ -370,4 +371,5 @@ def run_all(
     return [
         run_source(settings, n, s, full_refresh=full_refresh)
         for n, s in select_sources(load_declared(settings), names).items()
+        if names or not s.destination
     ]

@@ -172,6 +172,16 @@ class SourceSpec(_Strict):
     resource_defaults: dict[str, Any] | None = Field(
         default=None, description="REST API: dlt's defaults for every endpoint."
     )
+    destination: bool = Field(
+        default=False,
+        description="A PostgreSQL or DuckDB connection that sources may name as their "
+        "target; it is written to, never loaded from.",
+    )
+    target: str | None = Field(
+        default=None,
+        description="Where the source loads: 'warehouse' (the default) or the name of a "
+        "connection marked 'destination: true'.",
+    )
     tables: dict[str, TableSpec] = Field(
         default_factory=dict,
         description="The tables to load. Left out (database, mongodb): every table or "
@@ -206,10 +216,25 @@ class SourceSpec(_Strict):
     @property
     def whole(self) -> bool:
         """Every table of the source, found when it loads (no ``tables`` declared)."""
-        return not self.tables
+        return not self.tables and not self.destination
+
+    @field_validator("target")
+    @classmethod
+    def _target_name(cls, target: str | None) -> str | None:
+        if target is not None and not NAME.match(target):
+            raise ValueError("must name a destination: 'warehouse' or a connection's name")
+        return target
 
     @model_validator(mode="after")
     def _kind_fields(self) -> SourceSpec:
+        if self.destination:
+            self._destination_fields()
+            return self
+        if self.connection and _backend(self.connection) == "duckdb":
+            raise ValueError(
+                "a DuckDB connection can only be a destination: add 'destination: true' and "
+                "name it as the 'target' of the sources that load into it"
+            )
         if self.whole and self.kind not in ("database", "mongodb"):
             raise ValueError(
                 f"a {self.kind!r} source needs 'tables' (only database and mongodb sources "
@@ -289,6 +314,32 @@ class SourceSpec(_Strict):
                         ) from None
         return self
 
+    def _destination_fields(self) -> None:
+        given = [
+            field
+            for field in ("tables", "target", "schema_contract", "database", "client")
+            if getattr(self, field)
+        ]
+        if self.kind != "database" or given:
+            raise ValueError(
+                "a destination is a 'database' connection alone: "
+                f"{', '.join(given) or 'kind ' + repr(self.kind)} belong(s) to sources"
+            )
+        backend = _backend(self.connection or "")
+        if backend not in ("postgresql", "duckdb"):
+            raise ValueError(
+                "a destination's connection is a PostgreSQL URL "
+                "(postgresql://user:${PASSWORD}@host:5432/db) or a DuckDB file "
+                "(duckdb:////absolute/path/file.duckdb)"
+            )
+        if backend == "duckdb":
+            database = make_url(self.connection or "").database or ""
+            if not database.startswith("/"):
+                raise ValueError(
+                    "a DuckDB destination names its file by an absolute path: "
+                    "duckdb:////absolute/path/file.duckdb (or duckdb:///${HEADWATER_HOME}/…)"
+                )
+
     def _no_file_options(self) -> None:
         for name, table in self.tables.items():
             if table.path or table.sheet or table.format or table.csv_options_set():
@@ -301,6 +352,13 @@ class SourceSpec(_Strict):
         if spec.format:
             return spec.format
         return FILE_FORMATS[Path(spec.path or "").suffix.lower()]
+
+
+def _backend(connection: str) -> str | None:
+    try:
+        return make_url(connection).get_backend_name()
+    except (ArgumentError, ValueError):
+        return None
 
 
 class SourcesFile(_Strict):

@@ -43,23 +43,26 @@ class TableState:
     last_load: LastLoad | None
 
 
-def _pipeline_state(settings: Settings, name: str) -> dict[str, Any]:
+def _pipeline_state(settings: Settings, name: str, source: SourceSpec) -> dict[str, Any]:
     """dlt's local state of the source's pipeline; empty when it never ran here."""
     import dlt
     from dlt.pipeline.exceptions import CannotRestorePipelineException
 
+    from ingest.destinations import pipeline_name
+
     try:
         pipe = dlt.attach(
-            pipeline_name=settings.pipeline_name(name), pipelines_dir=str(settings.dlt_dir)
+            pipeline_name=pipeline_name(settings, name, source),
+            pipelines_dir=str(settings.dlt_dir),
         )
     except CannotRestorePipelineException:
         return {}
     return dict(pipe.state)
 
 
-def cursor_values(settings: Settings, name: str) -> dict[str, dict[str, Any]]:
+def cursor_values(settings: Settings, name: str, source: SourceSpec) -> dict[str, dict[str, Any]]:
     """{table: {cursor column: last value}} from the pipeline state."""
-    state = _pipeline_state(settings, name)
+    state = _pipeline_state(settings, name, source)
     out: dict[str, dict[str, Any]] = {}
     for section in state.get("sources", {}).values():
         for table, resource in section.get("resources", {}).items():
@@ -96,7 +99,7 @@ def table_states(
     settings: Settings, session: Session | None, name: str, source: SourceSpec
 ) -> list[TableState]:
     """Each declared table of ``source``: its cursor, where it stands, its last load."""
-    values = cursor_values(settings, name)
+    values = cursor_values(settings, name, source)
     loads = last_loads(session, name) if session is not None else {}
     tables = source.tables or {table: TableSpec() for table in sorted({*values, *loads})}
     return [
@@ -125,7 +128,7 @@ def loaded_tables(settings: Settings, name: str) -> list[str]:
         return sorted(found)
 
 
-def reset_state(settings: Settings, name: str, tables: list[str]) -> list[str]:
+def reset_state(settings: Settings, name: str, source: SourceSpec, tables: list[str]) -> list[str]:
     """Forget the cursors of ``tables``: their next load reads everything again.
 
     The loaded rows stay. Returns the tables whose state was dropped.
@@ -138,13 +141,13 @@ def reset_state(settings: Settings, name: str, tables: list[str]) -> list[str]:
     from dlt.pipeline.helpers import pipeline_drop
 
     from headwater.warehouse import wait_for_warehouse
-    from ingest.runner import destination
+    from ingest.destinations import pipeline_name, target_of
 
     try:
         pipe = dlt.attach(
-            pipeline_name=settings.pipeline_name(name),
+            pipeline_name=pipeline_name(settings, name, source),
             pipelines_dir=str(settings.dlt_dir),
-            destination=destination(settings),
+            destination=target_of(settings, name, source).dlt(),
             dataset_name=settings.raw_schema(name),
         )
     except CannotRestorePipelineException:
@@ -154,7 +157,7 @@ def reset_state(settings: Settings, name: str, tables: list[str]) -> list[str]:
             f"source {name!r} has a load in progress or cut short",
             hint=f"run `headwater ingest {name}` to finish it, then reset",
         )
-    with_state = [t for t in tables if t in cursor_values(settings, name)]
+    with_state = [t for t in tables if t in cursor_values(settings, name, source)]
     if not with_state:
         return []
     try:
@@ -168,6 +171,7 @@ def reset_state(settings: Settings, name: str, tables: list[str]) -> list[str]:
 def record_loads(
     settings: Settings,
     name: str,
+    source: SourceSpec,
     rows: dict[str, int],
     *,
     started_at: datetime,
@@ -177,7 +181,7 @@ def record_loads(
     """Record the outcome of one load for each table in ``rows`` (when the store exists)."""
     from ingest.store import store_ready
 
-    values = cursor_values(settings, name) if error is None else {}
+    values = cursor_values(settings, name, source) if error is None else {}
     finished = utcnow()
     with session_scope(settings.metadata_url) as session:
         if not store_ready(session, settings, SourceLoad.__tablename__):

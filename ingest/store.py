@@ -59,6 +59,10 @@ class UnreadableSource(IngestError):
     validate. It can still be deleted."""
 
 
+class DestinationInUse(IngestError):
+    """A destination that sources still load into."""
+
+
 class ReadOnlySource(IngestError):
     """The source is declared in sources.yml: change it there, through a pull request."""
 
@@ -357,6 +361,7 @@ def create_source(
         where = "sources.yml" if sources[name].origin == "file" else "the metadata store"
         raise SourceExists(f"a source named {name!r} already exists (in {where})")
     check_targets(settings, name, resolve_paths_of(spec, settings.project_dir))
+    _check_target_named(spec, sources)
     config, secrets = _split(spec)
     box = SecretBox.from_settings(settings)
     row = StoredSource(
@@ -408,6 +413,7 @@ def update_source(
         )
     spec = validate_source(name, data)
     check_targets(settings, name, resolve_paths_of(spec, settings.project_dir))
+    _check_target_named(spec, all_sources(settings, session))
     config, secrets = _split(spec)
     box = SecretBox.from_settings(settings)
     row.config = config
@@ -415,6 +421,20 @@ def update_source(
     session.flush()
     after = Declared(name, spec, "store", current.created_at, as_utc(row.updated_at))
     return current, after
+
+
+def _check_target_named(spec: SourceSpec, sources: dict[str, Declared]) -> None:
+    """Raises SpecError unless the source's target is the warehouse or a destination."""
+    from ingest.destinations import WAREHOUSE
+
+    if spec.target is None or spec.target == WAREHOUSE:
+        return
+    found = sources.get(spec.target)
+    if found is None or not found.spec.destination:
+        known = [WAREHOUSE] + [n for n, d in sources.items() if d.spec.destination]
+        raise SpecError(
+            f"target: {spec.target!r} is not a destination (destinations: {', '.join(known)})"
+        )
 
 
 def delete_source(session: Session, settings: Settings, name: str) -> Declared | None:
@@ -426,6 +446,12 @@ def delete_source(session: Session, settings: Settings, name: str) -> Declared |
         )
     if _row(session, name) is None:
         raise SourceNotFound(f"no source named {name!r}")
+    users = [n for n, d in all_sources(settings, session).items() if d.spec.target == name]
+    if users:
+        raise DestinationInUse(
+            f"destination {name!r} is the target of {', '.join(sorted(users))}",
+            hint="point those sources at another target first",
+        )
     current = stored_sources(session, settings, {}).get(name)
     session.execute(delete(StoredSource).where(StoredSource.name == name))
     return current

@@ -135,7 +135,7 @@ def check_connection_target(settings: Settings, connection: str) -> None:
         for host in hosts:
             check_host(host, "connection host")
         return
-    if url.get_backend_name() == "sqlite":
+    if url.get_backend_name() in ("sqlite", "duckdb"):
         database = url.database or ""
         if database.startswith("file:"):  # an SQLite URI filename: file:/path?mode=ro
             database = unquote(database.removeprefix("file:").split("?", 1)[0])

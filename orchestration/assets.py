@@ -132,6 +132,7 @@ def build_definitions(settings: Settings) -> Definitions:
     ingest_assets = [
         dlt_source_assets(settings, name, source)
         for name, source in load_declared(settings).items()
+        if not source.destination
     ]
     full_pipeline = define_asset_job(
         "full_pipeline",

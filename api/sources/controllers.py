@@ -22,6 +22,7 @@ from api.sources import services
 from api.sources.schemas import (
     SOURCE_NAME,
     ConnectionTest,
+    DestinationOut,
     Kind,
     Origin,
     SourceIn,
@@ -204,3 +205,23 @@ class SourcesController(Controller):
     )
     async def source_state(self, settings: Settings, database: Database, name: Name) -> SourceState:
         return await database.run(lambda s: services.source_state(settings, s, name))
+
+
+class DestinationsController(Controller):
+    path = "/api/destinations"
+    tags = ("sources",)
+
+    @get(
+        "/",
+        operation_id="listDestinations",
+        summary="List destinations",
+        description="Where sources and jobs load: the configured warehouse first, then every "
+        "PostgreSQL or DuckDB connection declared with `destination: true`. Connections are "
+        "masked.",
+        guards=[requires_reader],
+        responses=error_responses(401, 503),
+    )
+    async def list_destinations(
+        self, settings: Settings, database: Database
+    ) -> list[DestinationOut]:
+        return await database.run(lambda s: services.list_destinations(settings, s))

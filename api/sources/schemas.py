@@ -70,6 +70,11 @@ class SourceIn(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     schema_contract: Contract | None = None
     """New tables, columns and types: evolve (default), freeze (fail the load),
     discard_rows, discard_value."""
+    destination: bool = False
+    """A PostgreSQL or DuckDB connection sources may name as their ``target``: written
+    to, never loaded from (listed by ``GET /api/destinations``)."""
+    target: SourceName | None = None
+    """Where the source loads: ``warehouse`` (the default) or a destination's name."""
     description: Text | None = None
 
 
@@ -83,6 +88,7 @@ class SourceUpdate(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     client: Config | msgspec.UnsetType | None = msgspec.UNSET
     resource_defaults: Config | msgspec.UnsetType | None = msgspec.UNSET
     schema_contract: Contract | msgspec.UnsetType | None = msgspec.UNSET
+    target: SourceName | msgspec.UnsetType | None = msgspec.UNSET
     description: Text | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -101,6 +107,8 @@ class SourceOut(msgspec.Struct, rename="camel"):
     """REST API: auth secrets masked."""
     resource_defaults: dict[str, Any] | None
     schema_contract: Contract | None
+    destination: bool
+    target: str | None
     description: str | None
     created_at: datetime | None
     updated_at: datetime | None
@@ -145,3 +153,16 @@ class SourceState(msgspec.Struct, rename="camel"):
     tables: list[TableStateOut]
     schema_changes: list[SchemaChangeOut]
     """The newest 50 changes loads made to the raw tables' schemas, newest first."""
+
+
+class DestinationOut(msgspec.Struct, rename="camel"):
+    """A place sources load into (a job's ``targetId``)."""
+
+    name: str
+    """``warehouse`` (the configured one, always first) or a connection's name."""
+    kind: Literal["duckdb", "postgres"]
+    origin: Literal["settings", "file", "store"]
+    """``settings``: the configured warehouse; otherwise where the connection is declared."""
+    connection: str
+    """Masked: the password never leaves the server."""
+    description: str | None

@@ -13,6 +13,7 @@ from api.errors import ServiceUnavailable
 from api.schemas import Page
 from api.sources.schemas import (
     ConnectionTest,
+    DestinationOut,
     LastLoadOut,
     SchemaChangeOut,
     SourceIn,
@@ -54,6 +55,8 @@ def source_out(declared: store.Declared) -> SourceOut:
         client=spec.client,
         resource_defaults=spec.resource_defaults,
         schema_contract=spec.schema_contract,
+        destination=spec.destination,
+        target=spec.target,
         description=spec.description,
         created_at=declared.created_at,
         updated_at=declared.updated_at,
@@ -105,6 +108,22 @@ def list_sources(
     ]
     page = [source_out(d) for d in matches[offset : offset + limit]]
     return Page(page, total=len(matches), limit=limit, offset=offset)
+
+
+def list_destinations(settings: Settings, session: Session) -> list[DestinationOut]:
+    """The configured warehouse, then every connection marked as a destination."""
+    from ingest.destinations import as_destination, warehouse
+
+    sources = _sources(settings, session)
+    own = warehouse(settings)
+    out = [DestinationOut(own.name, own.kind, "settings", own.shown, own.description)]
+    for name, declared in sources.items():
+        if declared.spec.destination:
+            found = as_destination(name, declared.spec)
+            out.append(
+                DestinationOut(name, found.kind, declared.origin, found.shown, found.description)
+            )
+    return out
 
 
 def get_source(settings: Settings, session: Session, name: str) -> store.Declared:
@@ -237,6 +256,8 @@ def test_connection(settings: Settings, name: str, declared: store.Declared) -> 
         )
     return ConnectionTest(
         ok=True,
-        message=f"reachable, {tables} table(s) found",
+        message="destination reachable"
+        if declared.spec.destination
+        else f"reachable, {tables} table(s) found",
         seconds=round(time.perf_counter() - started, 3),
     )

@@ -95,7 +95,11 @@ def build_resources(
 
 
 def check_connection(source: SourceSpec) -> None:
-    """Raise IngestError with a clear message when the source cannot be reached."""
+    """Raise IngestError with a clear message when the source (or destination) cannot
+    be reached."""
+    if source.destination and (source.connection or "").startswith("duckdb:"):
+        _check_duckdb_file(source.connection or "")
+        return
     source = with_tables(source)
     if source.kind == "database":
         from ingest.sources import database
@@ -113,3 +117,18 @@ def check_connection(source: SourceSpec) -> None:
         from ingest.sources import file
 
         file.check_connection(source)
+
+
+def _check_duckdb_file(connection: str) -> None:
+    """A DuckDB destination's folder must exist and be writable (the file is made on
+    the first load; opening it here could block a load that holds it)."""
+    import os
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    folder = Path(make_url(connection).database or "").parent
+    if not folder.is_dir():
+        raise IngestError(f"the folder {str(folder)!r} of the DuckDB file does not exist")
+    if not os.access(folder, os.W_OK):
+        raise IngestError(f"the folder {str(folder)!r} of the DuckDB file is not writable")

@@ -180,6 +180,7 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
     ("GET", "/api/audit-log"): {NONE: row(anonymous=401, viewer=403, user=403, admin=200)},
     ("GET", "/api/sources"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("POST", "/api/sources"): {NONE: row(anonymous=401, viewer=403, user=403, admin=201)},
+    ("GET", "/api/destinations"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("GET", "/api/sources/{name:str}"): {
         DECLARED: row(anonymous=401, viewer=200, user=200, admin=200),
         STORED: row(viewer=200, user=200, admin=200),

@@ -77,6 +77,7 @@ OPERATIONS = [
     "DELETE /api/sources/{name}",
     "POST /api/sources/{name}/test",
     "GET /api/sources/{name}/state",
+    "GET /api/destinations",
 ]
 
 

@@ -376,3 +376,45 @@ def test_query_tables_and_odd_urls_list_and_test_without_a_500(
         tested = client.post(f"/api/sources/{name}/test", headers=admin_headers)
         assert tested.status_code == 200, tested.text
         assert "secret" not in tested.text
+
+
+def test_destinations_are_listed_named_as_targets_and_kept_while_used(
+    client: Client, admin_headers: dict[str, str], pg_table: str
+) -> None:
+    archive = {
+        "name": "archive",
+        "kind": "database",
+        "destination": True,
+        "connection": PG.format(password=SECRET),
+    }
+    response = client.post("/api/sources/", json=archive, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["destination"] is True
+
+    unknown = {**database_source("billing", pg_table), "target": "nowhere"}
+    response = client.post("/api/sources/", json=unknown, headers=admin_headers)
+    assert response.status_code == 400
+    assert "'nowhere' is not a destination (destinations: warehouse, archive)" in response.text
+    named = {**database_source("billing", pg_table), "target": "archive"}
+    response = client.post("/api/sources/", json=named, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    assert response.json()["target"] == "archive"
+
+    response = client.get("/api/destinations/", headers=admin_headers)
+    assert response.status_code == 200, response.text
+    listed = response.json()
+    assert [(d["name"], d["kind"], d["origin"]) for d in listed] == [
+        ("warehouse", "duckdb", "settings"),
+        ("archive", "postgres", "store"),
+    ]
+    assert listed[1]["connection"] == "postgresql://postgres:***@127.0.0.1:5432/test"
+    assert SECRET not in response.text
+
+    response = client.delete("/api/sources/archive", headers=admin_headers)
+    assert response.status_code == 409
+    assert "the target of billing" in response.text
+    response = client.patch(
+        "/api/sources/billing", json={"target": "warehouse"}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    assert client.delete("/api/sources/archive", headers=admin_headers).status_code == 204

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from headwater.cli import main
+from ingest.destinations import warehouse
 from ingest.runner import pipeline, run_source
 from ingest.sample_data import write_database
 from ingest.sources import build_resources
@@ -27,7 +28,7 @@ def test_a_load_cut_short_is_finished_before_new_data_is_read(tmp_path: Path) ->
     text += "      orders: {write_disposition: merge, primary_key: id, cursor: updated_at}\n"
     source = parse_sources(text, env={}).sources["shop"]
     # Extracted and normalized, never loaded: as when a load gave up waiting for the file.
-    pipe = pipeline(settings, "shop")
+    pipe = pipeline(settings, "shop", source, warehouse(settings))
     pipe.extract(build_resources(source))
     pipe.normalize()
     assert pipe.has_pending_data

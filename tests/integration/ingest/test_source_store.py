@@ -293,7 +293,7 @@ def test_cursor_last_load_and_reset_are_visible_per_table(tmp_path: Path) -> Non
     assert before["items"].cursor_value is None
     assert before["items"].last_load is None
     with pytest.raises(IngestError, match="never loaded"):
-        reset_state(settings, "src", ["items"])
+        reset_state(settings, "src", source, ["items"])
 
     first = run_source(settings, "src", source)
     assert first.rows == {"items": 3, "tags": 2}
@@ -318,7 +318,7 @@ def test_cursor_last_load_and_reset_are_visible_per_table(tmp_path: Path) -> Non
     assert (tags_load.status, tags_load.rows) == ("loaded", 0)  # a table with no new rows
     assert after_second["tags"].cursor_value == "7"
 
-    assert reset_state(settings, "src", ["items"]) == ["items"]
+    assert reset_state(settings, "src", source, ["items"]) == ["items"]
     after_reset = states(settings, source)
     assert after_reset["items"].cursor_value is None
     assert after_reset["tags"].cursor_value == "7"  # the other table keeps its place
