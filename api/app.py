@@ -30,6 +30,8 @@ from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
 from api.health.services import ReadinessProbe
 from api.http import add_response_headers, allowed_methods
+from api.jobs.controllers import JobsController, RunsController
+from api.jobs.dagster import Dagster
 from api.kv import KeyValueStore
 from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     hashing = HashingPool()
     authenticator = Authenticator(settings.jwt_secret(), database)
     auth_service = AuthService(settings, database, kv, hashing)
+    dagster = Dagster(settings)
 
     async def start() -> None:
         settings.secure_home()
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await kv.start()
 
     async def stop() -> None:
+        await dagster.close()
         await kv.stop()
         authenticator.close()
 
@@ -84,6 +88,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UsersController,
             SourcesController,
             DestinationsController,
+            JobsController,
+            RunsController,
             CatalogController,
             AuditController,
             assets_router(),
@@ -94,6 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "hashing": constant(hashing),
             "auth_service": constant(auth_service),
             "connection_tests": constant(ConnectionTests()),
+            "dagster": constant(dagster),
         },
         middleware=[
             metrics_middleware,

@@ -28,6 +28,9 @@ from headwater.errors import HeadwaterError
 from ingest.errors import SourceNotFound, SpecError
 from ingest.store import DestinationInUse, ReadOnlySource, SourceExists, UnreadableSource
 from ingest.targets import UnsafeTarget
+from orchestration.client import DagsterUnavailable, RunNotFound
+from orchestration.errors import JobNotFound
+from orchestration.jobs import JobInvalid
 
 logger = logging.getLogger("headwater.api")
 
@@ -84,6 +87,10 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     NotFound: 404,
     SourceNotFound: 404,
     UnsafeTarget: 400,
+    JobInvalid: 400,
+    JobNotFound: 404,
+    RunNotFound: 404,
+    DagsterUnavailable: 503,
     Conflict: 409,
     SourceExists: 409,
     ReadOnlySource: 409,

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     api_port: int = 8000
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
+    dagster_url: str | None = Field(
+        default=None,
+        description="The Dagster webserver the API launches runs through "
+        "(default: http://DAGSTER_HOST:DAGSTER_PORT).",
+    )
+    dagster_location: str = Field(
+        default="headwater", description="The code location of Headwater's definitions."
+    )
     sources_file: Path = Field(default=PROJECT_ROOT / "ingest" / "sources.yml")
     project_dir: Path = Field(default=PROJECT_ROOT, description="The dbt project directory.")
     sample_scale: float = Field(default=1.0, gt=0)
@@ -182,6 +190,13 @@ class Settings(BaseSettings):
     def pipeline_name(self, source: str) -> str:
         """The dlt pipeline (and its state directory) of a declared source."""
         return f"headwater_{self.schema_prefix}{source}"
+
+    @property
+    def dagster_webserver(self) -> str:
+        """The Dagster webserver's base URL."""
+        if self.dagster_url:
+            return self.dagster_url.rstrip("/")
+        return f"http://{self.dagster_host}:{self.dagster_port}"
 
     def jwt_secret(self) -> str:
         """The JWT signing key: configured, or generated once into HEADWATER_HOME."""

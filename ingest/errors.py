@@ -6,7 +6,10 @@ from headwater.errors import HeadwaterError
 
 
 class IngestError(HeadwaterError):
-    """A load could not run or failed."""
+    """A load could not run or failed. ``transient``: it failed on errors that may pass
+    (connection refused, timeouts, 429 / 5xx) after every attempt; trying later may work."""
+
+    transient = False
 
 
 class SpecError(IngestError):

@@ -287,7 +287,11 @@ def _retried(settings: Settings, work: Callable[[], Any]) -> Any:
         retry=retry_if_exception(is_transient),
         reraise=True,
     )
-    return retrying(work)
+    try:
+        return retrying(work)
+    except IngestError as exc:
+        exc.transient = is_transient(exc)
+        raise
 
 
 def _load_or_raise(
@@ -325,10 +329,12 @@ def _load_or_raise(
         failure = exc.last_attempt.exception()
         assert isinstance(failure, PipelineStepFailed)  # noqa: S101 - the retry condition
         cause = failure.__cause__ or failure.exception
-        raise IngestError(
+        error = IngestError(
             f"loading source {name!r} failed at step {failure.step} after {attempts} "
             f"attempts: {_describe(cause, source)}"
-        ) from None
+        )
+        error.transient = True
+        raise error from None
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.exception
         raise IngestError(

@@ -9,6 +9,7 @@ No ``from __future__ import annotations`` here: Dagster reads the ``context``
 annotation at definition time.
 """
 
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,35 +20,65 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     AssetSpec,
+    Backoff,
+    Config,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
+    Failure,
     MaterializeResult,
+    RetryPolicy,
     RunStatusSensorContext,
     ScheduleDefinition,
+    SensorEvaluationContext,
+    SkipReason,
     define_asset_job,
     in_process_executor,
     multi_asset,
     multiprocess_executor,
     run_status_sensor,
+    sensor,
 )
-from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DbtCliResource, DbtProject, build_dbt_asset_selection, dbt_assets
 
 from headwater.settings import Settings
+from ingest.errors import IngestError
 from ingest.runner import load_declared, run_source
 from ingest.spec import SourceSpec, TableSpec
 from ingest.state import loaded_tables
+from orchestration.jobs import (
+    TAG_JOB_ID,
+    TAG_OWNER_ID,
+    JobInvalid,
+    cron_expression,
+    dagster_job_name,
+    job_source,
+    query_table,
+)
+from orchestration.mirror import mirror_runs
+from orchestration.models import Job
+from orchestration.store import all_jobs, job_row
 from orchestration.transform import dbt_env, environment, run_dbt
 from orchestration.translators import HeadwaterDbtTranslator, raw_asset_key
+
+log = logging.getLogger(__name__)
 
 DAILY_CRON = "0 3 * * *"
 DEFAULT_DISPOSITION = "merge on the primary key, else replace"
 SENSOR_LOCK_WAIT_SECONDS = 20
+RUNS_SENSOR_SECONDS = 5
 
 
 WHOLE_SOURCE_TABLE = "all_tables"
 """The one asset of a source loading every table, until its first load names them."""
+
+
+class LoadConfig(Config):
+    """Run configuration of a source's load: set when a Headwater job runs it."""
+
+    job_id: int | None = None
+    """Load what this job says (its tables, disposition, key, cursor and target)."""
 
 
 def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> AssetsDefinition:
@@ -73,12 +104,18 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
     ]
 
     @multi_asset(name=f"ingest_{name}", specs=specs, can_subset=True)
-    def _load(context: AssetExecutionContext) -> Iterator[MaterializeResult[Any]]:
+    def _load(
+        context: AssetExecutionContext, config: LoadConfig
+    ) -> Iterator[MaterializeResult[Any]]:
         selected = [key.path[-1] for key in context.selected_asset_keys]
         # All of a whole source's assets: every table it has now, new ones too.
         everything = source.whole and len(selected) == len(specs)
-        summary = run_source(settings, name, source, None if everything else selected)
-        context.log.info(f"loaded {summary.total_rows} rows into {summary.dataset}")
+        spec, chosen = source, None if everything else selected
+        if config.job_id is not None:
+            spec = job_source(job_row(settings, config.job_id), source)
+            chosen = [t for t in selected if t in spec.tables] if spec.tables else None
+        summary = _run(settings, name, spec, chosen)
+        context.log.info(f"loaded {summary.total_rows} rows into {summary.target}")
         for table in selected:
             yield MaterializeResult(
                 asset_key=raw_asset_key(name, table),
@@ -87,10 +124,50 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
                     if table == WHOLE_SOURCE_TABLE and not tables
                     else summary.rows.get(table, 0),
                     "load_id": summary.load_id or "",
+                    "target": summary.target,
                 },
             )
 
     return _load
+
+
+def query_job_asset(settings: Settings, job: Job, source: SourceSpec) -> AssetsDefinition:
+    """The raw table a query job loads: its own asset, beside the source's tables."""
+    table = query_table(job.name)
+    job_id = job.id
+
+    @multi_asset(
+        name=f"job_{job_id}_query",
+        specs=[
+            AssetSpec(
+                raw_asset_key(job.source, table),
+                description=f"The rows of job {job.name!r}'s query on source `{job.source}`.",
+                group_name="raw",
+                kinds={"dlt"},
+            )
+        ],
+    )
+    def _query(context: AssetExecutionContext) -> Iterator[MaterializeResult[Any]]:
+        current = job_row(settings, job_id)
+        summary = _run(settings, current.source, job_source(current, source), None)
+        yield MaterializeResult(
+            asset_key=raw_asset_key(current.source, table),
+            metadata={
+                "rows_loaded": summary.total_rows,
+                "load_id": summary.load_id or "",
+                "target": summary.target,
+            },
+        )
+
+    return _query
+
+
+def _run(settings: Settings, name: str, spec: SourceSpec, tables: list[str] | None) -> Any:
+    """Load, with failures Dagster understands: a permanent one is never retried."""
+    try:
+        return run_source(settings, name, spec, tables)
+    except IngestError as exc:
+        raise Failure(description=str(exc), allow_retries=exc.transient) from None
 
 
 def dbt_project(settings: Settings) -> DbtProject:
@@ -127,13 +204,89 @@ def dbt_model_assets(settings: Settings, project: DbtProject) -> AssetsDefinitio
     return dbt_models
 
 
+def job_definitions(
+    settings: Settings,
+    declared: dict[str, SourceSpec],
+    source_assets: dict[str, AssetsDefinition],
+    dbt_models: AssetsDefinition,
+) -> tuple[list[AssetsDefinition], list[Any], list[ScheduleDefinition]]:
+    """(query assets, Dagster jobs, schedules) of the rows of the ``jobs`` table.
+
+    A job whose source is gone or whose settings no longer hold is left out and
+    logged: one broken row never stops the code location from loading.
+    """
+    assets: list[AssetsDefinition] = []
+    jobs: list[Any] = []
+    schedules: list[ScheduleDefinition] = []
+    transforms: dict[str, AssetSelection] = {}
+    for job in all_jobs(settings):
+        source = declared.get(job.source)
+        try:
+            if source is None or job.source not in source_assets:
+                raise JobInvalid("sourceId", f"source {job.source!r} is not declared")
+            if job.query is not None:
+                query_asset = query_job_asset(settings, job, source)
+                assets.append(query_asset)
+                selection: AssetSelection = AssetSelection.assets(query_asset)
+                config: dict[str, Any] = {}
+            else:
+                loads = source_assets[job.source]
+                wanted = {raw_asset_key(job.source, table) for table in job.tables or []}
+                keys = wanted if wanted and wanted <= set(loads.keys) else set(loads.keys)
+                selection = AssetSelection.assets(*keys)
+                config = {"ops": {f"ingest_{job.source}": {"config": {"job_id": job.id}}}}
+            if job.transform:
+                if job.transform not in transforms:
+                    transforms[job.transform] = build_dbt_asset_selection(
+                        [dbt_models], dbt_select=job.transform
+                    )
+                selection = selection | transforms[job.transform]
+            retry = (
+                RetryPolicy(
+                    max_retries=job.retries,
+                    delay=job.retry_delay_seconds,
+                    backoff=Backoff.EXPONENTIAL,
+                )
+                if job.retries
+                else None
+            )
+            dagster_job = define_asset_job(
+                dagster_job_name(job.id),
+                selection=selection,
+                config=config or None,
+                description=f"{job.name}: {job.description or 'a Headwater job'} "
+                f"(source {job.source} → {job.target})",
+                tags={TAG_JOB_ID: str(job.id), TAG_OWNER_ID: str(job.owner_id)},
+                op_retry_policy=retry,
+            )
+            if job.enabled and job.schedule:
+                schedules.append(
+                    ScheduleDefinition(
+                        name=f"{dagster_job_name(job.id)}_schedule",
+                        job=dagster_job,
+                        cron_schedule=cron_expression(job.schedule),
+                        execution_timezone=job.timezone,
+                        default_status=DefaultScheduleStatus.RUNNING,
+                    )
+                )
+            jobs.append(dagster_job)
+        except Exception as exc:  # one broken job must not take the others down
+            log.warning("job %s (%r) left out of Dagster: %s", job.id, job.name, exc)
+    return assets, jobs, schedules
+
+
 def build_definitions(settings: Settings) -> Definitions:
     project = dbt_project(settings)
-    ingest_assets = [
-        dlt_source_assets(settings, name, source)
-        for name, source in load_declared(settings).items()
+    declared = load_declared(settings)
+    source_assets = {
+        name: dlt_source_assets(settings, name, source)
+        for name, source in declared.items()
         if not source.destination
-    ]
+    }
+    dbt_models = dbt_model_assets(settings, project)
+    query_assets, headwater_jobs, job_schedules = job_definitions(
+        settings, declared, source_assets, dbt_models
+    )
     full_pipeline = define_asset_job(
         "full_pipeline",
         selection=AssetSelection.all(),
@@ -156,20 +309,34 @@ def build_definitions(settings: Settings) -> Definitions:
             f"{context.dagster_run.run_id}"
         )
 
+    @sensor(
+        name="headwater_runs",
+        minimum_interval_seconds=RUNS_SENSOR_SECONDS,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Mirrors the runs of Headwater jobs into the metadata store (status, "
+        "rows per table, test results, error summary).",
+    )
+    def headwater_runs(context: SensorEvaluationContext) -> SkipReason:
+        since = float(context.cursor) if context.cursor else 0.0
+        reached = mirror_runs(context.instance, settings, since)
+        context.update_cursor(str(reached))
+        return SkipReason("runs mirrored")
+
     # DuckDB takes one writer per file: steps run one at a time in one process.
     executor = in_process_executor if settings.warehouse == "duckdb" else multiprocess_executor
     return Definitions(
-        assets=[*ingest_assets, dbt_model_assets(settings, project)],
-        jobs=[full_pipeline],
+        assets=[*source_assets.values(), *query_assets, dbt_models],
+        jobs=[full_pipeline, *headwater_jobs],
         schedules=[
             ScheduleDefinition(
                 name="daily_full_pipeline",
                 job=full_pipeline,
                 cron_schedule=DAILY_CRON,
                 default_status=DefaultScheduleStatus.RUNNING,
-            )
+            ),
+            *job_schedules,
         ],
-        sensors=[refresh_catalog],
+        sensors=[refresh_catalog, headwater_runs],
         resources={
             "dbt": DbtCliResource(
                 project_dir=project,

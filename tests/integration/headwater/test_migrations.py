@@ -16,18 +16,20 @@ import api.auth.models
 import api.users.models
 import catalog.models
 import ingest.models
+import orchestration.models
 from headwater.db import Base, get_engine
 from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0005"
+HEAD = "0006"
 MODELS = (
     api.users.models,
     api.auth.models,
     api.audit.models,
     catalog.models,
     ingest.models,
+    orchestration.models,
 )  # every package's tables registered on Base
 
 

@@ -1,0 +1,158 @@
+"""Headwater jobs become Dagster jobs: real definitions, real runs in a real (ephemeral)
+Dagster instance, real loads into DuckDB, and the runs mirrored into the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from headwater.db import session_scope
+from headwater.migrate import upgrade
+from headwater.settings import Settings
+from ingest.runner import run_all
+from ingest.sample_data import generate
+from orchestration.assets import build_definitions
+from orchestration.mirror import mirror_runs
+from orchestration.models import Job, Run
+from orchestration.transform import run_dbt
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+SCALE = 0.05
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    home = tmp_path_factory.mktemp("jobs")
+    settings = make_settings(home, sample_scale=SCALE)
+    generate(settings.sample_dir, scale=SCALE)
+    upgrade(settings.metadata_url)
+    # Jobs run against a warehouse the pipeline has built (dbt's tests between models
+    # read both sides).
+    run_all(settings)
+    run_dbt(settings, "build")
+    return settings
+
+
+def add_job(settings: Settings, **fields: Any) -> int:
+    values: dict[str, Any] = {
+        "owner_id": 1,
+        "source": "shop",
+        "target": "warehouse",
+        "timezone": "UTC",
+        "retries": 0,
+        "retry_delay_seconds": 0,
+        "enabled": True,
+        "shared": False,
+        **fields,
+    }
+    with session_scope(settings.metadata_url) as session:
+        job = Job(**values)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with DagsterInstance.ephemeral() as made:
+        yield made
+
+
+def warehouse(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+
+
+def mirrored(settings: Settings, instance: DagsterInstance, run_id: str) -> Run:
+    mirror_runs(instance, settings, 0.0)
+    with session_scope(settings.metadata_url) as session:
+        run = session.get(Run, run_id)
+    assert run is not None
+    return run
+
+
+def test_a_tables_job_loads_its_tables_with_its_settings_then_builds_its_models(
+    settings: Settings, instance: DagsterInstance
+) -> None:
+    job_id = add_job(
+        settings,
+        name="Customers nightly",
+        tables=["customers"],
+        write_disposition="replace",
+        transform="stg_shop__customers",
+        schedule="@daily",
+        timezone="Europe/Paris",
+    )
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def(f"job_{job_id}_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 0 * * *", "Europe/Paris")
+    job = defs.resolve_job_def(f"job_{job_id}")
+    assert job.tags["headwater/job_id"] == str(job_id)
+
+    result = job.execute_in_process(instance=instance, tags=dict(job.tags))
+    assert result.success
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert {key.path[-1] for key in materialized} == {"customers", "stg_shop__customers"}
+    assert warehouse(settings, "select count(*) from raw_shop.customers") == [(50,)]
+
+    run = mirrored(settings, instance, result.run_id)
+    assert (run.job_id, run.status, run.error) == (job_id, "success", None)
+    assert run.rows_per_table == {"shop/customers": 50}
+    assert run.rows_loaded == 50
+    assert run.tests_passed > 0 and run.tests_failed == 0
+    assert run.started_at is not None and run.finished_at is not None
+
+
+def test_a_query_job_loads_its_rows_as_a_table_named_after_it(
+    settings: Settings, instance: DagsterInstance
+) -> None:
+    job_id = add_job(
+        settings,
+        name="Big orders",
+        query="select id, status from orders where id <= 10",
+        primary_key=["id"],
+        write_disposition="merge",
+    )
+    defs = build_definitions(settings)
+    result = defs.resolve_job_def(f"job_{job_id}").execute_in_process(instance=instance)
+    assert result.success
+    assert warehouse(settings, "select count(*) from raw_shop.big_orders") == [(10,)]
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == {
+        AssetKey(["shop", "big_orders"])
+    }
+
+
+def test_a_permanent_failure_is_not_retried_and_its_cause_is_mirrored(
+    settings: Settings, instance: DagsterInstance
+) -> None:
+    job_id = add_job(
+        settings,
+        name="Broken cursor",
+        tables=["products"],
+        cursor="no_such_column",
+        retries=3,
+        retry_delay_seconds=0,
+    )
+    job = build_definitions(settings).resolve_job_def(f"job_{job_id}")
+    result = job.execute_in_process(instance=instance, raise_on_error=False, tags=dict(job.tags))
+    assert not result.success
+    restarts = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_RESTARTED]
+    assert restarts == []
+    run = mirrored(settings, instance, result.run_id)
+    assert run.status == "failed"
+    assert run.error is not None and "no_such_column" in run.error, run.error
+
+
+def test_a_broken_job_row_never_stops_the_definitions_from_loading(settings: Settings) -> None:
+    broken = add_job(settings, name="Gone", source="no_such_source")
+    fine = add_job(settings, name="Fine", tables=["payments"])
+    defs = build_definitions(settings)
+    names = {job.name for job in defs.resolve_all_job_defs()}
+    assert f"job_{fine}" in names
+    assert f"job_{broken}" not in names
