@@ -169,7 +169,7 @@ def handle_headwater_error(
     if not isinstance(exc, HeadwaterError):  # pragma: no cover - registered for HeadwaterError
         return _server_error(request, exc)
     status = status_for(exc)
-    if status >= 500 and not isinstance(exc, ServiceUnavailable):
+    if status >= 500 and status != 503:  # a mapped 503: a backing service is down or busy
         return _server_error(request, exc)
     headers: dict[str, str] = {}
     if status == 401:

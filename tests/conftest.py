@@ -25,6 +25,8 @@ def make_settings(home: Path, **overrides: Any) -> Settings:
         "redis_url": None,
         "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
         "admin_password": None,
+        # No Dagster here unless a test starts one (port 9: nothing listens).
+        "dagster_url": "http://127.0.0.1:9",
         **overrides,
     }
     return Settings(_env_file=None, **values)

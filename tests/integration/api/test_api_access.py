@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from api.users.models import Role, User
 from api.users.services import create_user_with_password
 from headwater.db import session_scope
 from headwater.settings import Settings
+from orchestration.models import Job, Run
 from tests.integration.api.conftest import ADMIN, PASSWORD, VIEWER, Account, make_warehouse
 
 pytestmark = pytest.mark.integration
@@ -143,6 +144,13 @@ MISSING = "missing"  # an id no object has
 SHARED = "shared"  # an object every reader may see (a catalog dataset)
 DECLARED = "declared"  # a source from sources.yml (read-only through the API)
 STORED = "stored"  # a source stored through the API
+OWN_JOB = "own_job"  # a job of the user account (not shared)
+SHARED_JOB = "shared_job"  # another user's job, shared with every reader
+RUN = "run"  # a failed run of the user account's job
+
+DAGSTER_DOWN = 503
+"""What a caller who passed every check gets when Dagster is not running: the matrix
+runs without it, so a route that must reach Dagster answers this after the checks."""
 
 
 def row(**statuses: int) -> dict[str, int]:
@@ -180,7 +188,6 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
     ("GET", "/api/audit-log"): {NONE: row(anonymous=401, viewer=403, user=403, admin=200)},
     ("GET", "/api/sources"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("POST", "/api/sources"): {NONE: row(anonymous=401, viewer=403, user=403, admin=201)},
-    ("GET", "/api/destinations"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("GET", "/api/sources/{name:str}"): {
         DECLARED: row(anonymous=401, viewer=200, user=200, admin=200),
         STORED: row(viewer=200, user=200, admin=200),
@@ -204,6 +211,60 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         DECLARED: row(anonymous=401, viewer=200, user=200, admin=200),
         MISSING: row(viewer=404, user=404, admin=404),
     },
+    ("GET", "/api/jobs"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("POST", "/api/jobs"): {NONE: row(anonymous=401, viewer=403, user=201, admin=201)},
+    ("GET", "/api/jobs/{job_id:int}"): {
+        OWN_JOB: row(anonymous=401, viewer=404, user=200, admin=200),
+        SHARED_JOB: row(viewer=200, user=200, admin=200),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
+    ("PATCH", "/api/jobs/{job_id:int}"): {
+        OWN_JOB: row(anonymous=401, viewer=403, user=200, admin=200),
+        SHARED_JOB: row(viewer=403, user=403, admin=200),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("DELETE", "/api/jobs/{job_id:int}"): {
+        OWN_JOB: row(anonymous=401, viewer=403, user=204, admin=204),
+        SHARED_JOB: row(viewer=403, user=403, admin=204),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("POST", "/api/jobs/{job_id:int}/enable"): {
+        OWN_JOB: row(anonymous=401, viewer=403, user=200, admin=200),
+        SHARED_JOB: row(viewer=403, user=403, admin=200),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("POST", "/api/jobs/{job_id:int}/disable"): {
+        OWN_JOB: row(anonymous=401, viewer=403, user=200, admin=200),
+        SHARED_JOB: row(viewer=403, user=403, admin=200),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("POST", "/api/jobs/{job_id:int}/run"): {
+        OWN_JOB: row(anonymous=401, viewer=403, user=DAGSTER_DOWN, admin=DAGSTER_DOWN),
+        SHARED_JOB: row(viewer=403, user=403, admin=DAGSTER_DOWN),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("GET", "/api/jobs/{job_id:int}/runs"): {
+        OWN_JOB: row(anonymous=401, viewer=404, user=200, admin=200),
+        SHARED_JOB: row(viewer=200, user=200, admin=200),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
+    ("GET", "/api/runs/{run_id:str}"): {
+        RUN: row(anonymous=401, viewer=404, user=200, admin=200),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
+    ("GET", "/api/runs/{run_id:str}/logs"): {
+        RUN: row(anonymous=401, viewer=404, user=DAGSTER_DOWN, admin=DAGSTER_DOWN),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
+    ("POST", "/api/runs/{run_id:str}/retry"): {
+        RUN: row(anonymous=401, viewer=403, user=DAGSTER_DOWN, admin=DAGSTER_DOWN),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("POST", "/api/runs/{run_id:str}/cancel"): {
+        RUN: row(anonymous=401, viewer=403, user=409, admin=409),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("GET", "/api/destinations"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
 }
 CASES = [
     (method, path, target, role, status)
@@ -211,7 +272,13 @@ CASES = [
     for target, statuses in targets.items()
     for role, status in statuses.items()
 ]
-ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
+ERROR_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    503: "unavailable",
+}
 
 
 def test_the_matrix_has_a_row_for_every_api_route(app: Litestar) -> None:
@@ -234,7 +301,10 @@ class World:
     client: Client
     ids: dict[str, int]
     dataset_id: int
+    settings: Settings
     stored_source: str = ""
+    jobs: dict[str, int] = field(default_factory=dict)
+    run_id: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -255,9 +325,33 @@ def world(
         by_email = dict(session.execute(select(User.email, User.id)).tuples().all())
     ids = {role: by_email[account.email] for role, account in ACCOUNTS.items()}
     ids["other"] = by_email[OTHER.email]
+    jobs = {OWN_JOB: _job(settings, ids["user"]), SHARED_JOB: _job(settings, ids["other"], True)}
+    run_id = str(uuid.uuid4())
+    with session_scope(settings.metadata_url) as session:
+        session.add(Run(id=run_id, job_id=jobs[OWN_JOB], status="failed", rows_per_table={}))
     with TestClient(create_app(settings)) as test_client:
-        world = World(test_client, ids, datasets["marts.customer_revenue"])
-        yield World(test_client, ids, world.dataset_id, _store_source(world))
+        world = World(test_client, ids, datasets["marts.customer_revenue"], settings)
+        yield World(
+            test_client, ids, world.dataset_id, settings, _store_source(world), jobs, run_id
+        )
+
+
+def _job(settings: Settings, owner_id: int, shared: bool = False) -> int:
+    with session_scope(settings.metadata_url) as session:
+        job = Job(
+            name=f"job {uuid.uuid4().hex[:8]}",
+            owner_id=owner_id,
+            source="shop",
+            target="warehouse",
+            timezone="UTC",
+            retries=0,
+            retry_delay_seconds=60,
+            enabled=True,
+            shared=shared,
+        )
+        session.add(job)
+        session.flush()
+        return job.id
 
 
 def _sign_in(client: Client, account: Account) -> dict[str, Any]:
@@ -287,6 +381,10 @@ def _body(method: str, path: str, account: Account, client: Client) -> dict[str,
         return _new_source()
     if (method, path) == ("PATCH", "/api/sources/{name:str}"):
         return {"description": "Changed"}
+    if (method, path) == ("POST", "/api/jobs"):
+        return {"name": f"job {uuid.uuid4().hex[:12]}", "sourceId": "shop"}
+    if (method, path) == ("PATCH", "/api/jobs/{job_id:int}"):
+        return {"description": "Changed"}
     return None
 
 
@@ -296,7 +394,7 @@ def _new_source() -> dict[str, Any]:
     return {"name": name, "kind": "file", "tables": {"t": {"path": "data/t.csv"}}}
 
 
-def _url(world: World, path: str, role: str, target: str) -> str:
+def _url(world: World, method: str, path: str, role: str, target: str) -> str:
     if "{user_id:int}" in path:
         user_id = {SELF: world.ids.get(role), OTHER_ACCOUNT: world.ids["other"]}.get(
             target, MISSING_ID
@@ -305,6 +403,17 @@ def _url(world: World, path: str, role: str, target: str) -> str:
     if "{dataset_id:int}" in path:
         dataset_id = world.dataset_id if target == SHARED else MISSING_ID
         return path.replace("{dataset_id:int}", str(dataset_id))
+    if "{job_id:int}" in path:
+        job_id = world.jobs.get(target, MISSING_ID)
+        changes_state = method == "DELETE" or path.endswith("/disable")
+        if changes_state and target in world.jobs and role in ("user", "admin"):
+            # a delete or disable must not take the shared job away from later cases
+            owner = world.ids["user"] if target == OWN_JOB else world.ids["other"]
+            job_id = _job(world.settings, owner, target == SHARED_JOB)
+        return path.replace("{job_id:int}", str(job_id))
+    if "{run_id:str}" in path:
+        run_id = world.run_id if target == RUN else "00000000-0000-4000-8000-000000000000"
+        return path.replace("{run_id:str}", run_id)
     if "{name:str}" in path:
         name = {DECLARED: "shop", STORED: world.stored_source}.get(target, "no_such_source")
         if target == STORED and path.endswith("{name:str}") and role == "admin":
@@ -338,7 +447,7 @@ def test_access_matrix(
         headers["Authorization"] = f"Bearer {_sign_in(client, account)['accessToken']}"
     body = _body(method, path, account, client)
     response: httpx.Response = client.request(
-        method, _url(world, path, role, target), headers=headers, json=body
+        method, _url(world, method, path, role, target), headers=headers, json=body
     )
     assert response.status_code == expected, response.text
     if expected in ERROR_CODES:
