@@ -36,6 +36,11 @@ telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 1
+  # Two runs of one Headwater job never overlap: a second waits in the queue.
+  tag_concurrency_limits:
+    - key: headwater/job_id
+      value: {applyLimitPerUniqueValue: true}
+      limit: 1
 """
 
 
@@ -206,7 +211,11 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
     for directory in (settings.logs_dir, settings.dagster_home):
         directory.mkdir(parents=True, exist_ok=True)
     dagster_yaml = settings.dagster_home / "dagster.yaml"
-    if not dagster_yaml.exists():
+    written = dagster_yaml.read_text() if dagster_yaml.exists() else None
+    # Ours (an older version of it) is brought up to date; a file of the user's is kept.
+    if written is None or (
+        written.startswith("# Written by `headwater init`") and written != DAGSTER_YAML
+    ):
         dagster_yaml.write_text(DAGSTER_YAML)
     with step("metadata store migrated"):
         upgrade(settings.metadata_url)

@@ -7,6 +7,8 @@ an error) or a RunNotFound; the caller never sees GraphQL's shapes.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +17,12 @@ import httpx
 
 from headwater.errors import HeadwaterError
 
+log = logging.getLogger(__name__)
+
 REPOSITORY = "__repository__"
 """The repository name Dagster gives a ``Definitions`` object."""
 TIMEOUT_SECONDS = 30.0
+TERMINATE_WAIT_SECONDS = 5.0
 
 DAGSTER_STATUS = {
     "QUEUED": "queued",
@@ -34,7 +39,10 @@ DAGSTER_STATUS = {
 
 
 class DagsterUnavailable(HeadwaterError):
-    """The Dagster webserver cannot be reached, or refused what was asked."""
+    """The Dagster webserver cannot be reached, or refused what was asked.
+    ``timed_out``: the request reached it, the answer did not come in time."""
+
+    timed_out = False
 
 
 class RunNotFound(HeadwaterError):
@@ -106,16 +114,25 @@ class DagsterClient:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def _query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _query(
+        self, query: str, variables: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        operation = query.split("{", 1)[-1].split("(", 1)[0].strip()
+        options: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
             response = await self._http.post(
-                "/graphql", json={"query": query, "variables": variables or {}}
+                "/graphql", json={"query": query, "variables": variables or {}}, **options
             )
         except httpx.HTTPError as exc:
-            raise DagsterUnavailable(
+            error = DagsterUnavailable(
                 f"Dagster at {self.url} cannot be reached ({type(exc).__name__})",
                 hint="is the Dagster webserver up? (`headwater up` starts it)",
-            ) from None
+            )
+            error.timed_out = isinstance(exc, httpx.ReadTimeout)
+            raise error from None
+        finally:
+            log.debug("dagster %s: %.3f s", operation, time.perf_counter() - started)
         if response.status_code != 200:
             raise DagsterUnavailable(f"Dagster answered HTTP {response.status_code}")
         body: dict[str, Any] = response.json()
@@ -215,15 +232,28 @@ class DagsterClient:
         return new_id
 
     async def terminate(self, run_id: str) -> None:
-        data = await self._query(
-            """mutation($id: String!) { terminateRun(runId: $id) {
+        """Ask Dagster to cancel run ``run_id``.
+
+        Dagster answers once the run worker acknowledged; a worker busy in a long call
+        may take a while, so past TERMINATE_WAIT_SECONDS the request counts as made
+        (Dagster keeps processing it, and the run's status says when it stopped).
+        """
+        try:
+            data = await self._query(
+                """mutation($id: String!) { terminateRun(runId: $id) {
                 __typename
                 ... on TerminateRunFailure { message }
                 ... on RunNotFoundError { message }
                 ... on UnauthorizedError { message }
                 ... on PythonError { message } } }""",
-            {"id": run_id},
-        )
+                {"id": run_id},
+                timeout=TERMINATE_WAIT_SECONDS,
+            )
+        except DagsterUnavailable as exc:
+            if not exc.timed_out:
+                raise
+            log.info("cancelling run %s: Dagster has not acknowledged yet", run_id)
+            return
         result = data["terminateRun"]
         if result["__typename"] == "RunNotFoundError":
             raise RunNotFound(f"no run {run_id}")

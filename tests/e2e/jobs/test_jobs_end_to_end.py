@@ -1,0 +1,384 @@
+"""Jobs end to end: the REST API in front, a real Dagster (webserver + daemon, started
+here on a free port) doing the work, real databases behind.
+
+Create a job through the API → Dagster shows it → run it → the run succeeds, the rows
+are in the warehouse, the runs and logs endpoints show it; a job with bad credentials
+fails at once with a clear summary; a transient failure is retried by Dagster and
+succeeds; a long run is cancelled; a retry re-executes only the failed step; an
+every-minute schedule fires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import duckdb
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from api.app import create_app
+from benchmarks.dagster import dagster_services
+from headwater.settings import Settings
+from ingest.runner import run_all
+from ingest.sample_data import generate
+from orchestration.client import DagsterClient
+from orchestration.transform import run_dbt
+from tests.conftest import make_settings
+from tests.integration.api.conftest import ADMIN, TEST_SECRET, seed_metadata
+
+pytestmark = pytest.mark.e2e
+
+SCALE = 0.05
+RUN_TIMEOUT_SECONDS = 240.0
+
+
+@dataclass
+class Stack:
+    client: TestClient[Litestar]
+    settings: Settings
+    dagster_url: str
+    headers: dict[str, str]
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.post("/api/jobs", json=body, headers=self.headers)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    def run(self, job_id: int) -> str:
+        response = self.client.post(f"/api/jobs/{job_id}/run", headers=self.headers)
+        assert response.status_code == 202, response.text
+        run_id: str = response.json()["runId"]
+        return run_id
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/runs/{run_id}", headers=self.headers)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait(
+        self, run_id: str, until: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any]:
+        """The run once it finished (or once ``until`` holds), as the API shows it."""
+        deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+        while True:
+            run = self.get_run(run_id)
+            done = until(run) if until else run["status"] in ("success", "failed", "cancelled")
+            if done:
+                return run
+            assert time.monotonic() < deadline, f"run {run_id} stuck: {run}"
+            time.sleep(1)
+
+    def logs(self, run_id: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        after = None
+        while True:
+            query = {**params, **({"after": after} if after else {})}
+            response = self.client.get(
+                f"/api/runs/{run_id}/logs", params=query, headers=self.headers
+            )
+            assert response.status_code == 200, response.text
+            page = response.json()
+            items += page["items"]
+            if not page["hasMore"]:
+                return items
+            after = page["cursor"]
+
+    def dagster_has(self, job_id: int) -> bool:
+        async def ask() -> bool:
+            client = DagsterClient(self.dagster_url, "headwater")
+            try:
+                return await client.has_job(f"job_{job_id}")
+            finally:
+                await client.close()
+
+        return anyio.run(ask)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("e2e_jobs")
+    base = make_settings(home, sample_scale=SCALE, secret_key=TEST_SECRET)
+    generate(base.sample_dir, scale=SCALE)
+    seed_metadata(base.metadata_url)
+    run_all(base)  # the warehouse a job runs against has been built once
+    run_dbt(base, "build")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update(
+        HEADWATER_SECRET_KEY=TEST_SECRET,
+        HEADWATER_SAMPLE_SCALE=str(SCALE),
+        # One attempt inside a step: retries are Dagster's, visible in the run.
+        HEADWATER_INGEST_ATTEMPTS="1",
+    )
+    with dagster_services(home, env) as url:
+        settings = make_settings(home, sample_scale=SCALE, secret_key=TEST_SECRET, dagster_url=url)
+        with TestClient(create_app(settings)) as client:
+            login = client.post(
+                "/api/auth/login", json={"email": ADMIN.email, "password": ADMIN.password}
+            )
+            headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+            yield Stack(client, settings, url, headers)
+
+
+def warehouse(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+
+
+def test_a_job_created_through_the_api_runs_in_dagster(stack: Stack) -> None:
+    started = time.monotonic()
+    job = stack.create(
+        {
+            "name": "Customers",
+            "sourceId": "shop",
+            "tables": ["customers"],
+            "writeDisposition": "replace",
+            "transform": "stg_shop__customers",
+        }
+    )
+    while not stack.dagster_has(job["id"]):
+        assert time.monotonic() - started < 10, "the job did not reach Dagster in 10 s"
+        time.sleep(0.2)
+
+    run_id = stack.run(job["id"])
+    run = stack.wait(run_id)
+    assert run["status"] == "success", run
+    assert run["rowsPerTable"] == {"shop/customers": 50}
+    assert run["rowsLoaded"] == 50
+    assert run["testsPassed"] > 0 and run["testsFailed"] == 0
+    assert run["durationSeconds"] > 0
+    assert warehouse(stack.settings, "select count(*) from raw_shop.customers") == [(50,)]
+
+    listed = stack.client.get(f"/api/jobs/{job['id']}/runs", headers=stack.headers).json()
+    assert [r["id"] for r in listed["items"]] == [run_id]
+    shown = stack.client.get(f"/api/jobs/{job['id']}", headers=stack.headers).json()
+    assert shown["status"] == "success" and shown["lastRun"]["id"] == run_id
+    lines = stack.logs(run_id)
+    assert any("loaded 50 rows" in line["message"] for line in lines)
+    assert {line["step"] for line in lines if line["step"]} >= {"ingest_shop", "dbt_models"}
+    errors = stack.logs(run_id, level="error")
+    assert errors == []
+
+
+def test_bad_credentials_fail_at_once_with_a_clear_summary(stack: Stack) -> None:
+    source = {
+        "name": f"crm_{uuid.uuid4().hex[:6]}",
+        "kind": "database",
+        "connection": "mysql+pymysql://root:wrong-password-42@127.0.0.1:3306/test",
+        "tables": {"accounts": {}},
+    }
+    created = stack.client.post("/api/sources", json=source, headers=stack.headers)
+    assert created.status_code == 201, created.text
+    job = stack.create(
+        {"name": "Bad login", "sourceId": source["name"], "retries": 3, "retryDelaySeconds": 1}
+    )
+    run = stack.wait(stack.run(job["id"]))
+    assert run["status"] == "failed"
+    assert "Access denied" in run["error"], run["error"]
+    assert "wrong-password-42" not in run["error"]
+    events = {line["event"] for line in stack.logs(run["id"])}
+    assert "ExecutionStepRestartEvent" not in events  # a permanent error is not retried
+
+
+class LateProxy:
+    """A TCP port that refuses connections until ``open()``, then forwards to PostgreSQL:
+    a source database that is down, then up again."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._server: socket.socket | None = None
+
+    def open(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        self._server = server
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", 5432))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def test_a_transient_failure_is_retried_by_dagster_and_succeeds(stack: Stack) -> None:
+    proxy = LateProxy()
+    name = f"late_{uuid.uuid4().hex[:6]}"
+    source = {
+        "name": name,
+        "kind": "database",
+        "connection": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
+        "tables": {"numbers": {"query": "select 1 as id union all select 2"}},
+    }
+    created = stack.client.post("/api/sources", json=source, headers=stack.headers)
+    assert created.status_code == 201, created.text
+    job = stack.create(
+        {"name": "Late source", "sourceId": name, "retries": 3, "retryDelaySeconds": 3}
+    )
+    run_id = stack.run(job["id"])
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+        # The first attempt meets a closed port; Dagster schedules another.
+        while "ExecutionStepUpForRetryEvent" not in {e["event"] for e in stack.logs(run_id)}:
+            assert stack.get_run(run_id)["status"] in ("queued", "running")
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        proxy.open()
+        run = stack.wait(run_id)
+    finally:
+        proxy.close()
+    assert run["status"] == "success", run
+    assert run["rowsLoaded"] == 2
+    events = [line["event"] for line in stack.logs(run_id)]
+    assert "ExecutionStepRestartEvent" in events
+
+
+class SlowApi:
+    """A REST API answering one page a second, each linking to the next, without end."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                time.sleep(1)
+                page = int(parse_qs(urlsplit(self.path).query).get("page", ["1"])[0])
+                body = json.dumps({"items": [{"id": page}], "next": f"/items?page={page + 1}"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_long_run_is_cancelled(stack: Stack) -> None:
+    api = SlowApi()
+    name = f"slow_{uuid.uuid4().hex[:6]}"
+    source = {
+        "name": name,
+        "kind": "rest_api",
+        "client": {
+            "base_url": api.url,
+            "paginator": {"type": "json_link", "next_url_path": "next"},
+        },
+        "tables": {"items": {"endpoint": {"path": "items", "data_selector": "items"}}},
+    }
+    try:
+        created = stack.client.post("/api/sources", json=source, headers=stack.headers)
+        assert created.status_code == 201, created.text
+        job = stack.create({"name": "Endless", "sourceId": name})
+        run_id = stack.run(job["id"])
+        stack.wait(run_id, until=lambda run: run["status"] == "running")
+        time.sleep(5)
+        cancel = stack.client.post(f"/api/runs/{run_id}/cancel", headers=stack.headers)
+        assert cancel.status_code == 202, cancel.text
+        started = time.monotonic()
+        run = stack.wait(run_id)
+        assert run["status"] == "cancelled"
+        assert time.monotonic() - started < 60
+    finally:
+        api.close()
+
+
+def test_a_retry_runs_only_the_failed_step(stack: Stack) -> None:
+    job = stack.create(
+        {
+            "name": "Products and model",
+            "sourceId": "shop",
+            "tables": ["products"],
+            "transform": "stg_shop__products",
+        }
+    )
+    # A duplicate the load does not touch (its oldest row: the cursor is past it): the
+    # load succeeds, then dbt's unique test on the model fails the build step.
+    with duckdb.connect(str(stack.settings.duckdb_path)) as connection:
+        connection.execute(
+            "insert into raw_shop.products "
+            "select * from raw_shop.products order by updated_at limit 1"
+        )
+    failed = stack.wait(stack.run(job["id"]))
+    assert failed["status"] == "failed", failed
+    assert "dbt" in failed["error"].lower() or "unique" in failed["error"].lower(), failed
+    with duckdb.connect(str(stack.settings.duckdb_path)) as connection:
+        connection.execute(
+            "delete from raw_shop.products where rowid = (select max(rowid) "
+            "from raw_shop.products where id = (select id from raw_shop.products "
+            "order by updated_at limit 1))"
+        )
+
+    retry = stack.client.post(f"/api/runs/{failed['id']}/retry", headers=stack.headers)
+    assert retry.status_code == 202, retry.text
+    retried = stack.wait(retry.json()["runId"])
+    assert retried["status"] == "success", retried
+    assert retried["parentRunId"] == failed["id"]
+    started = {
+        line["step"]
+        for line in stack.logs(retried["id"])
+        if line["event"] == "ExecutionStepStartEvent"
+    }
+    assert started == {"dbt_models"}  # the load that succeeded is not run again
+
+
+def test_an_every_minute_schedule_fires(stack: Stack) -> None:
+    job = stack.create(
+        {
+            "name": "Every minute",
+            "sourceId": "shop",
+            "tables": ["payments"],
+            "schedule": "* * * * *",
+        }
+    )
+    deadline = time.monotonic() + 150
+    path = f"/api/jobs/{job['id']}/runs"
+    try:
+        while not stack.client.get(path, headers=stack.headers).json()["items"]:
+            assert time.monotonic() < deadline, "the schedule did not fire"
+            time.sleep(2)
+    finally:
+        stack.client.post(f"/api/jobs/{job['id']}/disable", headers=stack.headers)
+    run = stack.client.get(path, headers=stack.headers).json()["items"][0]
+    assert stack.wait(run["id"])["status"] == "success"
