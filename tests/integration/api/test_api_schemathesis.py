@@ -17,9 +17,10 @@ opened for that very call, and requests aimed at the admin's own account through
 deactivating or re-keying the admin would turn the rest of the run into a series
 of documented 401s).
 
-One allowance, stated where it is configured: creating and changing a source may
-answer 400 to a schema-valid body, because a source's cross-field rules are those of
-sources.yml, not JSON Schema. Nothing else is forgiven. The defects a first run
+One allowance, stated where it is configured: creating and changing a source or a job
+may answer 400 to a schema-valid body, because a source's cross-field rules are those
+of sources.yml, and a job names a source, a destination and dbt models that must
+exist, none of which JSON Schema can say. Nothing else is forgiven. The defects a first run
 found (OPTIONS ``Allow`` lists, integer maxima written as floats, unknown fields
 and dependent fields the document did not state, lenient booleans and timestamps)
 each keep a direct
@@ -78,6 +79,19 @@ OPERATIONS = [
     "POST /api/sources/{name}/test",
     "GET /api/sources/{name}/state",
     "GET /api/destinations",
+    "GET /api/jobs",
+    "POST /api/jobs",
+    "GET /api/jobs/{job_id}",
+    "PATCH /api/jobs/{job_id}",
+    "DELETE /api/jobs/{job_id}",
+    "POST /api/jobs/{job_id}/enable",
+    "POST /api/jobs/{job_id}/disable",
+    "POST /api/jobs/{job_id}/run",
+    "GET /api/jobs/{job_id}/runs",
+    "GET /api/runs/{run_id}",
+    "GET /api/runs/{run_id}/logs",
+    "POST /api/runs/{run_id}/retry",
+    "POST /api/runs/{run_id}/cancel",
 ]
 
 
@@ -185,10 +199,16 @@ def report(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             # A source's cross-field rules (a merge needs a primary key, a file source's
             # paths must lie in the data directories, a connection must parse as a URL of
             # an installed driver) are checked by the same validation as sources.yml, not
-            # by JSON Schema: schema-valid bodies may get a 400 naming the rule.
+            # by JSON Schema; a job names a source, a destination and dbt models that
+            # must exist: schema-valid bodies may get a 400 naming the rule.
             "operations": [
                 {
-                    "include-operation-id": ["createSource", "updateSource"],
+                    "include-operation-id": [
+                        "createSource",
+                        "updateSource",
+                        "createJob",
+                        "updateJob",
+                    ],
                     "checks": {
                         "positive_data_acceptance": {
                             "expected-statuses": [
@@ -310,7 +330,13 @@ def _documented_valid(document: dict[str, Any], component: str, instance: object
 
 
 def _concrete(path: str, served: Served) -> str:
-    return path.format(user_id=served.target_id, dataset_id=1, name="shop")
+    return path.format(
+        user_id=served.target_id,
+        dataset_id=1,
+        name="shop",
+        job_id=1,
+        run_id="00000000-0000-4000-8000-000000000000",
+    )
 
 
 @pytest.mark.parametrize(
