@@ -233,11 +233,6 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
     return make_sample(settings, None, settings.sample_scale)
 
 
-def reload_marker(settings: Settings) -> Path:
-    """Present while raw tables loaded from an older sample await a full reload."""
-    return settings.sample_dir / ".reload-pending"
-
-
 def make_sample(settings: Settings, database_url: str | None, scale: float) -> bool:
     """Generate the sample; True (and a reload marker) when it replaced an older one."""
     from ingest.sample_data import generate
@@ -247,7 +242,9 @@ def make_sample(settings: Settings, database_url: str | None, scale: float) -> b
         written = generate(settings.sample_dir, database_url=database_url, scale=scale)
     replaced = existed and written
     if replaced:
-        reload_marker(settings).touch()
+        from ingest.reloads import sample_replaced
+
+        sample_replaced(settings)
     return replaced
 
 
@@ -294,19 +291,16 @@ def run_ingest(
     full_refresh: bool = False,
 ) -> None:
     """Load sources; those reading a replaced sample are reloaded in full (once)."""
+    from ingest.reloads import reload_pending
     from ingest.runner import load_declared, run_source, select_sources
 
     _third_party_logs_to_file(settings)
     declared = load_declared(settings)
-    marker = reload_marker(settings)
-    stale = (
-        {n for n, s in declared.items() if _reads_sample(settings, s)} if marker.exists() else set()
-    )
     selected = select_sources(declared, names)
     if not names:
         selected = {n: s for n, s in selected.items() if not s.destination}
     for name, source in selected.items():
-        refresh = full_refresh or name in stale
+        refresh = full_refresh or reload_pending(settings, name, source)
         mode = " (full refresh)" if refresh else ""
         into = "" if source.target in (None, "warehouse") else f"{source.target}:"
         title = f"ingest {name} → {into}{settings.raw_schema(name)}{mode}"
@@ -316,13 +310,11 @@ def run_ingest(
                 name,
                 source,
                 tables,
-                full_refresh=refresh,
+                full_refresh=full_refresh,
                 progress=_rows_progress(status, title) if status is not None else None,
             )
         rows = ", ".join(f"{t}: {n:,}" for t, n in sorted(summary.rows.items())) or "no new rows"
         click.echo(f"  {rows}", err=True)
-    if stale and stale <= set(selected):
-        marker.unlink(missing_ok=True)
 
 
 def _third_party_logs_to_file(settings: Settings) -> None:
@@ -340,13 +332,6 @@ def _third_party_logs_to_file(settings: Settings) -> None:
             # dlt keeps the first handler it finds on its logger instead of adding stderr.
             logger.handlers = [handler]
             logger.propagate = False
-
-
-def _reads_sample(settings: Settings, source: SourceSpec) -> bool:
-    """Whether a declared source reads the generated sample (its database or files)."""
-    sample = str(settings.sample_dir)
-    places = [source.connection or ""] + [t.path or "" for t in source.tables.values()]
-    return any(sample in place for place in places)
 
 
 def run_transform(settings: Settings, selector: str | None = None) -> None:

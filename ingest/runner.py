@@ -115,10 +115,12 @@ def run_source(
     """Load ``source`` (or only ``tables`` of it) into ``raw_<name>``.
 
     ``full_refresh`` drops the loaded tables and their incremental state first,
-    then loads everything again.
+    then loads everything again; so does the first load after the sample it reads
+    was regenerated.
     """
     from ingest.destinations import target_of
     from ingest.original_names import OriginalNames, record_names
+    from ingest.reloads import reload_pending, reloaded
     from ingest.schema_events import columns_of, diff, record_changes
     from ingest.sources import with_tables
     from ingest.state import record_loads
@@ -133,6 +135,8 @@ def run_source(
     target = target_of(settings, name, source)
     started = time.perf_counter()
     started_at = utcnow()
+    sample_reload = reload_pending(settings, name, source)
+    full_refresh = full_refresh or sample_reload
     source = _retried(settings, lambda: with_tables(source))
     selected = list(source.tables) if tables is None else tables
     names = OriginalNames()
@@ -160,6 +164,8 @@ def run_source(
     if pipe.default_schema_name:
         naming = pipe.default_schema.naming
         record_names(settings, name, names.renamed(naming.normalize_identifier))
+    if sample_reload and tables is None:
+        reloaded(settings, name)
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started, target.name
     )

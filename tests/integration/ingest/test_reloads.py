@@ -74,3 +74,31 @@ def test_a_replaced_sample_is_reloaded_in_full_once(
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
         customers = connection.execute("select count(*) from raw_shop.customers").fetchone()
     assert customers == (10,), "only the new sample's customers remain"
+
+
+def test_a_regenerated_sample_is_reloaded_in_full_by_whichever_run_comes_first(
+    tmp_path: Path,
+) -> None:
+    from ingest.reloads import reload_marker, sample_replaced
+    from ingest.runner import load_declared, run_all
+    from ingest.sample_data import generate
+
+    settings = make_settings(tmp_path)
+    generate(settings.sample_dir, scale=0.05)
+    run_all(settings)
+    generate(settings.sample_dir, scale=0.02)  # fewer customers: the old ones must go
+    sample_replaced(settings)
+
+    declared = load_declared(settings)
+    # A scheduled run of one source (not the command line): a full refresh, once.
+    first = run_source(settings, "shop", declared["shop"])
+    assert first.rows["customers"] == 20
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        count = connection.execute("select count(*) from raw_shop.customers").fetchone()
+    assert count == (20,)
+    assert reload_marker(settings).read_text().split() == ["shop"]
+    assert run_source(settings, "shop", declared["shop"]).rows["customers"] == 0
+
+    for name in ("web", "marketing", "suppliers"):
+        run_source(settings, name, declared[name])
+    assert not reload_marker(settings).exists()
