@@ -2,8 +2,9 @@
 
 One connected graph: a dlt multi-asset per declared source (one asset per raw
 table) upstream of the dbt models that read them; dbt tests are asset checks.
-A daily schedule runs the full pipeline; a sensor refreshes the catalog after
-every successful run.
+A daily schedule runs the full pipeline; after every successful run a sensor
+queues a catalog refresh (a run of its own). Each Headwater job (the ``jobs``
+table) is a Dagster job with its schedule; a sensor mirrors their runs.
 
 No ``from __future__ import annotations`` here: Dagster reads the ``context``
 annotation at definition time.
@@ -28,7 +29,10 @@ from dagster import (
     Definitions,
     Failure,
     MaterializeResult,
+    OpExecutionContext,
     RetryPolicy,
+    RunRequest,
+    RunsFilter,
     RunStatusSensorContext,
     ScheduleDefinition,
     SensorEvaluationContext,
@@ -37,9 +41,11 @@ from dagster import (
     in_process_executor,
     multi_asset,
     multiprocess_executor,
+    op,
     run_status_sensor,
     sensor,
 )
+from dagster import job as dagster_job_decorator
 from dagster_dbt import DbtCliResource, DbtProject, build_dbt_asset_selection, dbt_assets
 
 from headwater.settings import Settings
@@ -66,7 +72,10 @@ log = logging.getLogger(__name__)
 
 DAILY_CRON = "0 3 * * *"
 DEFAULT_DISPOSITION = "merge on the primary key, else replace"
-SENSOR_LOCK_WAIT_SECONDS = 20
+CATALOG_LOCK_WAIT_SECONDS = 300
+"""A catalog refresh waits this long for a load that holds the warehouse."""
+CATALOG_JOB = "refresh_catalog"
+CATALOG_TAG = "headwater/catalog"
 RUNS_SENSOR_SECONDS = 5
 
 
@@ -293,21 +302,41 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Ingest every source, build every dbt model, run every test.",
     )
 
+    @op(name="refresh_catalog", description="Rebuild the metadata catalog.")
+    def refresh_catalog_op(context: OpExecutionContext) -> None:
+        from catalog.refresh import refresh
+
+        summary = refresh(settings, lock_wait=CATALOG_LOCK_WAIT_SECONDS)
+        context.log.info(f"catalog: {summary.datasets} datasets, {summary.edges} edges")
+
+    @dagster_job_decorator(
+        name=CATALOG_JOB,
+        description="Rebuilds the metadata catalog (after every successful run).",
+        tags={CATALOG_TAG: "1"},
+    )
+    def catalog_job() -> None:
+        refresh_catalog_op()
+
     @run_status_sensor(
         run_status=DagsterRunStatus.SUCCESS,
         name="refresh_catalog",
+        request_job=catalog_job,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Rebuilds the metadata catalog after every successful run.",
+        description="After every successful run, queues a catalog refresh (a run of its "
+        "own: the tick only asks for it). One waiting refresh covers any number of runs.",
     )
-    def refresh_catalog(context: RunStatusSensorContext) -> None:
-        from catalog.refresh import refresh
-
-        # Well inside Dagster's sensor evaluation timeout (60 s).
-        summary = refresh(settings, lock_wait=SENSOR_LOCK_WAIT_SECONDS)
-        context.log.info(
-            f"catalog: {summary.datasets} datasets, {summary.edges} edges after run "
-            f"{context.dagster_run.run_id}"
+    def refresh_catalog(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+        if context.dagster_run.job_name == CATALOG_JOB:
+            return SkipReason("a catalog refresh finished")
+        waiting = context.instance.get_runs_count(
+            RunsFilter(
+                job_name=CATALOG_JOB,
+                statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED],
+            )
         )
+        if waiting:
+            return SkipReason("a catalog refresh is already waiting")
+        return RunRequest(tags={"headwater/after_run": context.dagster_run.run_id})
 
     @sensor(
         name="headwater_runs",
@@ -326,7 +355,7 @@ def build_definitions(settings: Settings) -> Definitions:
     executor = in_process_executor if settings.warehouse == "duckdb" else multiprocess_executor
     return Definitions(
         assets=[*source_assets.values(), *query_assets, dbt_models],
-        jobs=[full_pipeline, *headwater_jobs],
+        jobs=[full_pipeline, catalog_job, *headwater_jobs],
         schedules=[
             ScheduleDefinition(
                 name="daily_full_pipeline",

@@ -101,3 +101,42 @@ def test_definitions_load_from_workspace_in_a_fresh_process(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.strip().splitlines()[-1]) > 20
+
+
+def success(job_name: str):  # type: ignore[no-untyped-def]
+    from dagster import DagsterEvent, DagsterEventType
+
+    return DagsterEvent(event_type_value=DagsterEventType.RUN_SUCCESS.value, job_name=job_name)
+
+
+def test_a_successful_run_queues_one_catalog_refresh_run(defs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from dagster import DagsterRunStatus, RunRequest, SkipReason, build_run_status_sensor_context
+
+    sensor = defs.resolve_sensor_def("refresh_catalog")
+    with DagsterInstance.ephemeral() as instance:
+        finished = instance.create_run_for_job(
+            defs.resolve_job_def("full_pipeline"), status=DagsterRunStatus.SUCCESS
+        )
+        context = build_run_status_sensor_context(
+            sensor_name="refresh_catalog",
+            dagster_instance=instance,
+            dagster_run=finished,
+            dagster_event=success(finished.job_name),
+        )
+        asked = sensor(context)
+        assert isinstance(asked, RunRequest)
+        # One refresh waiting covers the next successful runs too.
+        instance.create_run_for_job(
+            defs.resolve_job_def("refresh_catalog"), status=DagsterRunStatus.NOT_STARTED
+        )
+        assert isinstance(sensor(context), SkipReason)
+        refresh_run = instance.create_run_for_job(
+            defs.resolve_job_def("refresh_catalog"), status=DagsterRunStatus.SUCCESS
+        )
+        own = build_run_status_sensor_context(
+            sensor_name="refresh_catalog",
+            dagster_instance=instance,
+            dagster_run=refresh_run,
+            dagster_event=success(refresh_run.job_name),
+        )
+        assert isinstance(sensor(own), SkipReason)  # a refresh never triggers another
