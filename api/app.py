@@ -30,7 +30,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.health.controllers import HealthController
 from api.health.services import ReadinessProbe
 from api.http import add_response_headers, allowed_methods
-from api.jobs.controllers import JobsController, RunsController
+from api.jobs.controllers import DashboardController, JobsController, RunsController
 from api.jobs.dagster import Dagster
 from api.kv import KeyValueStore
 from api.limits import request_limits
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DestinationsController,
             JobsController,
             RunsController,
+            DashboardController,
             CatalogController,
             AuditController,
             assets_router(),

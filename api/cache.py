@@ -40,14 +40,16 @@ async def cached_json(
     request: Request[Any, Any, Any],
     namespace: str,
     produce: Callable[[], Awaitable[T]],
+    key: str | None = None,
 ) -> Response[T]:
-    """The cached answer for this request, or ``produce()``'s, encoded once and kept.
+    """The cached answer for this request (or for ``key``), or ``produce()``'s, encoded
+    once and kept.
 
     The ``X-Cache`` header says which (``hit`` or ``miss``).
     """
     kv: KeyValueStore = request.app.state.kv
     ttl: int = request.app.state.settings.cache_ttl_seconds
-    key = cache_key(request)
+    key = key if key is not None else cache_key(request)
     body = await kv.cache_get(namespace, key) if ttl else None
     if body is not None:
         _counter(namespace, "hit").inc()

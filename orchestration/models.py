@@ -67,6 +67,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_job_queued", "job_id", "queued_at"),
         Index("ix_runs_status", "status"),
+        Index("ix_runs_updated", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

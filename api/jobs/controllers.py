@@ -14,12 +14,14 @@ from litestar.params import Parameter
 from sqlalchemy.orm import Session
 
 from api.auth.guards import current_user, requires_reader, requires_writer
+from api.cache import cached_json
 from api.db import Database
 from api.errors import Conflict
 from api.http import actor_of
-from api.jobs import services
+from api.jobs import dashboard, services
 from api.jobs.dagster import Dagster
 from api.jobs.schemas import (
+    Dashboard,
     JobIn,
     JobOut,
     JobStatus,
@@ -37,6 +39,7 @@ from headwater.settings import Settings
 from orchestration.models import FINISHED
 
 MAX_PAGE_SIZE = 200
+DASHBOARD_CACHE = "dashboard"
 JobId = Annotated[int, bounded("Job id.")]
 RunId = Annotated[
     str, Parameter(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -402,3 +405,29 @@ class RunsController(Controller):
             raise Conflict(f"Run {run_id} already finished ({run.status})")
         await dagster.client.terminate(run_id)
         return run
+
+
+class DashboardController(Controller):
+    path = "/api/dashboard"
+    tags = ("jobs",)
+
+    @get(
+        "/",
+        operation_id="getDashboard",
+        summary="How the jobs are doing",
+        description="Over the jobs the caller may see: jobs by status, success rate (24 h, "
+        "7 d), runs and rows per day (14 days), average and p95 duration per job, recent "
+        "runs, the next scheduled runs and the failing jobs. Cached until a job or a run "
+        "changes; the `X-Cache` header says whether this answer came from the cache.",
+        guards=[requires_reader],
+        responses=error_responses(401, 503),
+    )
+    async def get_dashboard(self, request: Request[Any, Any, Any], database: Database) -> Dashboard:
+        user = current_user(request)
+        version = await database.run(dashboard.fingerprint)
+
+        async def produce() -> Dashboard:
+            return await database.run(lambda s: dashboard.dashboard(s, user))
+
+        key = f"{dashboard.scope(user)}:{version}"
+        return await cached_json(request, DASHBOARD_CACHE, produce, key=key)  # type: ignore[return-value]

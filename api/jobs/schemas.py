@@ -162,3 +162,62 @@ class RunLogs(msgspec.Struct, rename="camel"):
     cursor: str | None
     """Pass as ``after`` for the next page."""
     has_more: bool
+
+
+class DayOut(msgspec.Struct, rename="camel"):
+    date: str
+    """UTC day, ``YYYY-MM-DD``."""
+    runs: int
+    succeeded: int
+    failed: int
+    rows_loaded: int
+
+
+class JobDurationOut(msgspec.Struct, rename="camel"):
+    job_id: int
+    name: str
+    runs: int
+    average_seconds: float
+    p95_seconds: float
+
+
+class ActivityOut(msgspec.Struct, rename="camel"):
+    run_id: str
+    job_id: int
+    job_name: str
+    status: RunStatus
+    queued_at: datetime
+    finished_at: datetime | None
+
+
+class NextRunOut(msgspec.Struct, rename="camel"):
+    job_id: int
+    job_name: str
+    at: datetime
+
+
+class FailingJobOut(msgspec.Struct, rename="camel"):
+    job_id: int
+    name: str
+    failed_at: datetime
+    error: str | None
+
+
+class Dashboard(msgspec.Struct, rename="camel"):
+    """Over the jobs the caller may see."""
+
+    jobs: int
+    enabled: int
+    jobs_by_status: dict[str, int]
+    """Each job counted under its last run's status (``never_run`` before the first)."""
+    success_rate_24h: float | None = msgspec.field(name="successRate24h")
+    """Succeeded / finished (cancelled runs left out); null: no finished run."""
+    success_rate_7d: float | None = msgspec.field(name="successRate7d")
+    per_day: list[DayOut]
+    """The last 14 days, oldest first, days without runs included."""
+    durations: list[JobDurationOut]
+    """Per job, over its finished runs of the last 14 days; slowest (p95) first."""
+    recent: list[ActivityOut]
+    next_runs: list[NextRunOut]
+    failing: list[FailingJobOut]
+    """Jobs whose last run failed, most recent failure first."""

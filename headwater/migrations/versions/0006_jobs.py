@@ -65,6 +65,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_runs_job_queued", "runs", ["job_id", "queued_at"])
     op.create_index("ix_runs_status", "runs", ["status"])
+    op.create_index("ix_runs_updated", "runs", ["updated_at"])
 
 
 def downgrade() -> None:

@@ -265,6 +265,7 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         MISSING: row(viewer=403, user=404, admin=404),
     },
     ("GET", "/api/destinations"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("GET", "/api/dashboard"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
 }
 CASES = [
     (method, path, target, role, status)

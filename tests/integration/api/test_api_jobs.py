@@ -268,3 +268,75 @@ def test_the_list_filters_and_sorts(api: Api) -> None:
     assert never["total"] == 2
     runs = api.client.get(f"/api/jobs/{made[0]['id']}/runs", headers=headers).json()
     assert [run["status"] for run in runs["items"]] == ["failed"]
+
+
+def test_the_dashboard_sums_up_the_visible_jobs_and_is_cached_until_a_run_changes(
+    api: Api,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    # A user of their own: the dashboard covers exactly the jobs made here.
+    email = f"dash-{uuid.uuid4().hex[:6]}@example.com"
+    with session_scope(api.settings.metadata_url) as session:
+        create_user_with_password(session, email, PASSWORD, Role.USER)
+    login = api.client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+
+    def create(body: dict[str, Any]) -> dict[str, Any]:
+        response = api.client.post("/api/jobs", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        made: dict[str, Any] = response.json()
+        return made
+
+    steady = create({"name": "steady", "sourceId": "shop", "schedule": "@hourly"})
+    flaky = create({"name": "flaky", "sourceId": "shop"})
+    create({"name": "new", "sourceId": "shop", "schedule": "@daily", "enabled": False})
+    now = datetime.now(UTC)
+
+    def run(job: dict[str, Any], status: str, hours_ago: float, seconds: float, rows: int) -> None:
+        queued = now - timedelta(hours=hours_ago)
+        with session_scope(api.settings.metadata_url) as session:
+            session.add(
+                Run(
+                    id=str(uuid.uuid4()),
+                    job_id=job["id"],
+                    status=status,
+                    queued_at=queued,
+                    started_at=queued,
+                    finished_at=queued + timedelta(seconds=seconds),
+                    rows_loaded=rows,
+                    rows_per_table={},
+                    error="boom" if status == "failed" else None,
+                )
+            )
+
+    run(steady, "success", 50, 10, 100)  # two days ago
+    run(steady, "success", 2, 20, 200)
+    run(flaky, "success", 3, 30, 5)
+    run(flaky, "failed", 1, 40, 0)
+
+    first = api.client.get("/api/dashboard", headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-cache"] == "miss"
+    board = first.json()
+    assert (board["jobs"], board["enabled"]) == (3, 2)
+    assert board["jobsByStatus"] == {"failed": 1, "never_run": 1, "success": 1}
+    assert board["successRate24h"] == round(2 / 3, 4)
+    assert board["successRate7d"] == 0.75
+    assert len(board["perDay"]) == 14
+    assert sum(day["runs"] for day in board["perDay"]) == 4
+    assert sum(day["rowsLoaded"] for day in board["perDay"]) == 305
+    durations = {d["jobId"]: d for d in board["durations"]}
+    assert durations[steady["id"]]["averageSeconds"] == 15.0
+    assert durations[flaky["id"]]["p95Seconds"] == 40.0
+    assert [r["jobName"] for r in board["recent"]] == ["flaky", "steady", "flaky", "steady"]
+    assert [n["jobName"] for n in board["nextRuns"]] == ["steady"]  # "new" is disabled
+    assert [(f["name"], f["error"]) for f in board["failing"]] == [("flaky", "boom")]
+
+    again = api.client.get("/api/dashboard", headers=headers)
+    assert again.headers["x-cache"] == "hit"
+    assert again.json() == board
+    run(flaky, "success", 0.1, 5, 1)  # the sensor mirrors a new run
+    after = api.client.get("/api/dashboard", headers=headers)
+    assert after.headers["x-cache"] == "miss"
+    assert after.json()["failing"] == []

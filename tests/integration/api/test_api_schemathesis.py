@@ -92,6 +92,7 @@ OPERATIONS = [
     "GET /api/runs/{run_id}/logs",
     "POST /api/runs/{run_id}/retry",
     "POST /api/runs/{run_id}/cancel",
+    "GET /api/dashboard",
 ]
 
 
