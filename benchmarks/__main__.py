@@ -3,6 +3,7 @@
     make bench                      # scale 5 (5,000 customers, 25,000 orders)
     uv run python -m benchmarks --scale 20 --repeat 3
     uv run python -m benchmarks --no-api        # skip the API benchmark (benchmarks/api.py)
+    uv run python -m benchmarks --no-jobs       # skip jobs via a real Dagster (benchmarks/jobs.py)
     uv run python -m benchmarks --source-rows 200000   # smaller source tables (default 2M)
 
 Each figure is the best of ``--repeat`` runs, each on a fresh warehouse, ours
@@ -115,6 +116,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--source-rows", type=int, default=2_000_000, help="rows of the wide source table"
+    )
+    parser.add_argument(
+        "--jobs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time jobs through the API and a real Dagster (benchmarks/jobs.py)",
     )
     parser.add_argument(
         "--api",
@@ -235,6 +242,11 @@ def main() -> None:
         from benchmarks.sources import run as run_sources
 
         print_report(run_sources(args.source_rows, None), args.source_rows, console)
+    if args.jobs:
+        from benchmarks.jobs import print_report as print_jobs
+        from benchmarks.jobs import run as run_jobs
+
+        print_jobs(run_jobs(5, 1000), console)
     if args.api:
         from benchmarks.api import run_api_benchmark
         from benchmarks.tokens import run_login_timing, run_token_benchmark

@@ -651,6 +651,96 @@ def pipeline(sample: bool) -> None:
 
 
 @main.group()
+def job() -> None:
+    """Jobs (created through the API), their runs and logs."""
+
+
+@job.command("list")
+@click.option("--source", help="Only the jobs of this source.")
+@handle_errors
+def job_list(source: str | None) -> None:
+    """Every job: id, name, source → target, schedule, last run."""
+    from sqlalchemy import select
+
+    from headwater.db import session_scope
+    from orchestration.models import Job, Run
+
+    settings = _settings()
+    with session_scope(_migrated(settings)) as session:
+        query = select(Job).order_by(Job.id)
+        if source:
+            query = query.where(Job.source == source)
+        jobs = list(session.scalars(query))
+        last = {
+            run.job_id: run
+            for run in session.scalars(select(Run).order_by(Run.queued_at))
+            if run.job_id is not None
+        }
+    if not jobs:
+        click.echo("no jobs (create them with POST /api/jobs)", err=True)
+    for item in jobs:
+        schedule = f"{item.schedule} {item.timezone}" if item.schedule else "on demand"
+        if not item.enabled:
+            schedule = f"disabled ({schedule})"
+        run = last.get(item.id)
+        status = f"{run.status} {run.queued_at:%Y-%m-%d %H:%M}" if run else "never run"
+        click.echo(
+            f"{item.id:>5}  {item.name[:32]:<32} {item.source} → {item.target:<12} "
+            f"{schedule:<28} {status}"
+        )
+
+
+@job.command("run")
+@click.argument("job_id", type=int)
+@handle_errors
+def job_run(job_id: int) -> None:
+    """Run job JOB_ID now: through Dagster when its webserver is up, else in this
+    process, recorded in the same Dagster instance either way."""
+    from headwater.db import session_scope
+    from orchestration.models import Job
+    from orchestration.runs import run_job
+
+    settings = _settings()
+    with session_scope(_migrated(settings)) as session:
+        found = session.get(Job, job_id)
+    if found is None:
+        raise HeadwaterError(f"no job {job_id}", hint="`headwater job list` shows them")
+    if not found.enabled:
+        raise HeadwaterError(f"job {job_id} is disabled", hint="enable it first")
+    with step(f"job {job_id} ({found.name})"):
+        started = run_job(settings, found)
+    if started.where == "dagster":
+        click.echo(f"launched run {started.run_id} in Dagster (`headwater job logs` follows it)")
+        return
+    click.echo(f"run {started.run_id}: {started.status}")
+    if started.status != "success":
+        raise HeadwaterError(
+            f"run {started.run_id} failed", hint=f"`headwater job logs {started.run_id}`"
+        )
+
+
+@job.command("logs")
+@click.argument("run_id")
+@click.option(
+    "--level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    help="This level and above.",
+)
+@handle_errors
+def job_logs(run_id: str, level: str) -> None:
+    """The log of run RUN_ID, oldest first."""
+    from orchestration.runs import run_logs
+
+    order = ["debug", "info", "warning", "error", "critical"]
+    for line in run_logs(_settings(), run_id):
+        if line.level in order and order.index(line.level) < order.index(level):
+            continue
+        where = f" [{line.step}]" if line.step else ""
+        click.echo(f"{line.at:%H:%M:%S} {line.level.upper():<7}{where} {line.message}")
+
+
+@main.group()
 def user() -> None:
     """User accounts."""
 

@@ -40,8 +40,10 @@ DAGSTER_STATUS = {
 
 class DagsterUnavailable(HeadwaterError):
     """The Dagster webserver cannot be reached, or refused what was asked.
-    ``timed_out``: the request reached it, the answer did not come in time."""
+    ``unreachable``: nothing answered at its address; ``timed_out``: the request
+    reached it, the answer did not come in time."""
 
+    unreachable = False
     timed_out = False
 
 
@@ -129,6 +131,7 @@ class DagsterClient:
                 f"Dagster at {self.url} cannot be reached ({type(exc).__name__})",
                 hint="is the Dagster webserver up? (`headwater up` starts it)",
             )
+            error.unreachable = isinstance(exc, httpx.ConnectError)
             error.timed_out = isinstance(exc, httpx.ReadTimeout)
             raise error from None
         finally:

@@ -156,3 +156,39 @@ def test_a_broken_job_row_never_stops_the_definitions_from_loading(settings: Set
     names = {job.name for job in defs.resolve_all_job_defs()}
     assert f"job_{fine}" in names
     assert f"job_{broken}" not in names
+
+
+def test_the_command_line_runs_a_job_in_the_dagster_instance_when_no_webserver_is_up(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from headwater.cli import main
+    from headwater.settings import get_settings
+
+    job_id = add_job(settings, name="From the shell", tables=["payments"])
+    monkeypatch.setenv("HEADWATER_HOME", str(settings.home_dir))
+    monkeypatch.setenv("HEADWATER_SAMPLE_SCALE", str(SCALE))
+    monkeypatch.setenv("HEADWATER_DAGSTER_URL", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
+    get_settings.cache_clear()
+
+    ran = CliRunner().invoke(main, ["job", "run", str(job_id)])
+    assert ran.exit_code == 0, ran.output
+    run_id = ran.output.strip().splitlines()[-1].split()[1].rstrip(":")
+    # Recorded where the Dagster UI reads its history, and mirrored for the API.
+    with DagsterInstance.get() as recorded:
+        run = recorded.get_run_by_id(run_id)
+        assert run is not None and run.tags["headwater/job_id"] == str(job_id)
+    with session_scope(settings.metadata_url) as session:
+        mirrored_run = session.get(Run, run_id)
+        assert mirrored_run is not None and mirrored_run.status == "success"
+
+    listed = CliRunner().invoke(main, ["job", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert any(
+        "From the shell" in line and "success" in line for line in listed.output.splitlines()
+    )
+    logs = CliRunner().invoke(main, ["job", "logs", run_id])
+    assert logs.exit_code == 0, logs.output
+    assert "loaded" in logs.output and "[ingest_shop]" in logs.output

@@ -1,0 +1,133 @@
+"""Runs from the command line, recorded where the UI shows them.
+
+With the Dagster webserver up, a job is launched through it (the daemon runs it, as
+for the API). Without it, the job executes in this process against the same Dagster
+instance (``DAGSTER_HOME``), so its run, logs and history are the ones the UI shows
+once it is up, and the run is mirrored into the ``runs`` table at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from orchestration.client import DagsterClient, DagsterUnavailable, LogLine
+from orchestration.jobs import TAG_JOB_ID, TAG_OWNER_ID, dagster_job_name
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+    from headwater.settings import Settings
+    from orchestration.models import Job
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: str
+    where: str
+    """``dagster``: launched through the webserver; ``here``: executed in this process."""
+    status: str
+    """Headwater's status when this returned (``queued`` for a launched run)."""
+
+
+def instance(settings: Settings) -> DagsterInstance:
+    """The Dagster instance the webserver and daemon use (``DAGSTER_HOME``)."""
+    from dagster import DagsterInstance
+
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    return DagsterInstance.get()
+
+
+def _client(settings: Settings) -> DagsterClient:
+    return DagsterClient(settings.dagster_webserver, settings.dagster_location, timeout=60)
+
+
+def run_job(settings: Settings, job: Job) -> Started:
+    """Launch ``job`` through Dagster, or execute it here when no webserver answers."""
+    tags = {TAG_JOB_ID: str(job.id), TAG_OWNER_ID: str(job.owner_id)}
+
+    async def launch() -> str:
+        client = _client(settings)
+        try:
+            try:
+                return await client.launch(dagster_job_name(job.id), tags)
+            except DagsterUnavailable as exc:
+                if exc.unreachable or exc.timed_out:
+                    raise
+                # Up, but it has not loaded the job yet (created a moment ago).
+                await client.reload()
+                return await client.launch(dagster_job_name(job.id), tags)
+        finally:
+            await client.close()
+
+    try:
+        return Started(anyio.run(launch), "dagster", "queued")
+    except DagsterUnavailable as exc:
+        if not exc.unreachable:
+            raise
+    return _execute_here(settings, job, tags)
+
+
+def _execute_here(settings: Settings, job: Job, tags: dict[str, str]) -> Started:
+    from orchestration.assets import build_definitions
+    from orchestration.mirror import mirror_runs
+
+    here = instance(settings)
+    since = time.time() - 1
+    definition = build_definitions(settings).resolve_job_def(dagster_job_name(job.id))
+    result = definition.execute_in_process(instance=here, tags=tags, raise_on_error=False)
+    mirror_runs(here, settings, since)
+    return Started(result.run_id, "here", "success" if result.success else "failed")
+
+
+def run_logs(settings: Settings, run_id: str) -> list[LogLine]:
+    """Every log line of run ``run_id``: from the webserver, else from the instance."""
+
+    async def read() -> list[LogLine]:
+        client = _client(settings)
+        lines: list[LogLine] = []
+        after: str | None = None
+        try:
+            while True:
+                page, after, more = await client.logs(run_id, after, 1000)
+                lines += page
+                if not more:
+                    return lines
+        finally:
+            await client.close()
+
+    try:
+        return anyio.run(read)
+    except DagsterUnavailable as exc:
+        if not exc.unreachable:
+            raise
+    from datetime import UTC, datetime
+
+    from orchestration.client import RunNotFound
+
+    here = instance(settings)
+    if here.get_run_by_id(run_id) is None:
+        raise RunNotFound(f"no run {run_id}")
+    return [
+        LogLine(
+            at=datetime.fromtimestamp(entry.timestamp, UTC),
+            level=_level(entry.level),
+            step=entry.step_key,
+            message=entry.user_message
+            or (entry.dagster_event.message if entry.dagster_event else "")
+            or "",
+            kind=entry.dagster_event.event_type_value if entry.dagster_event else "log",
+        )
+        for entry in here.all_logs(run_id)
+    ]
+
+
+def _level(level: int | str) -> str:
+    import logging
+
+    return logging.getLevelName(level).lower() if isinstance(level, int) else str(level).lower()
