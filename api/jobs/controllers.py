@@ -51,6 +51,22 @@ CURSOR = r"^[0-9A-Za-z:_=-]*$"
 Level = Literal["debug", "info", "warning", "error", "critical"]
 
 
+async def _set_enabled(
+    request: Request[Any, Any, Any],
+    settings: Settings,
+    database: Database,
+    dagster: Dagster,
+    job_id: int,
+    enabled: bool,
+) -> JobOut:
+    user, actor = current_user(request), actor_of(request)
+    changed = await database.run(
+        lambda s: services.update_job(settings, s, user, actor, job_id, JobUpdate(enabled=enabled))
+    )
+    dagster.reload_soon()
+    return changed
+
+
 class JobsController(Controller):
     path = "/api/jobs"
     tags = ("jobs",)
@@ -187,26 +203,6 @@ class JobsController(Controller):
         await database.run(lambda s: services.delete_job(s, user, actor, job_id))
         dagster.reload_soon()
 
-    async def _set_enabled(
-        self,
-        request: Request[Any, Any, Any],
-        settings: Settings,
-        database: Database,
-        dagster: Dagster,
-        job_id: int,
-        enabled: bool,
-    ) -> JobOut:
-        from api.jobs.schemas import JobUpdate
-
-        user, actor = current_user(request), actor_of(request)
-        changed = await database.run(
-            lambda s: services.update_job(
-                settings, s, user, actor, job_id, JobUpdate(enabled=enabled)
-            )
-        )
-        dagster.reload_soon()
-        return changed
-
     @post(
         "/{job_id:int}/enable",
         operation_id="enableJob",
@@ -224,7 +220,7 @@ class JobsController(Controller):
         dagster: Dagster,
         job_id: JobId,
     ) -> JobOut:
-        return await self._set_enabled(request, settings, database, dagster, job_id, True)
+        return await _set_enabled(request, settings, database, dagster, job_id, True)
 
     @post(
         "/{job_id:int}/disable",
@@ -243,7 +239,7 @@ class JobsController(Controller):
         dagster: Dagster,
         job_id: JobId,
     ) -> JobOut:
-        return await self._set_enabled(request, settings, database, dagster, job_id, False)
+        return await _set_enabled(request, settings, database, dagster, job_id, False)
 
     @post(
         "/{job_id:int}/run",
