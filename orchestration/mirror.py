@@ -42,22 +42,50 @@ def mirror_runs(instance: DagsterInstance, settings: Settings, since: float) -> 
     if mine:
         with session_scope(settings.metadata_url) as session:
             ids = {int(r.dagster_run.tags[TAG_JOB_ID]) for r in mine}
-            jobs = set(session.scalars(select(Job.id).where(Job.id.in_(ids))))
+            jobs = {job.id: job for job in session.scalars(select(Job).where(Job.id.in_(ids)))}
+            secrets = _Secrets(settings)
             for record in mine:
-                job_id = int(record.dagster_run.tags[TAG_JOB_ID])
-                if job_id in jobs:
-                    _write(session, instance, record, job_id)
+                job = jobs.get(int(record.dagster_run.tags[TAG_JOB_ID]))
+                if job is not None:
+                    _write(session, instance, record, job, secrets)
     for record in records:
         newest = max(newest, record.update_timestamp.timestamp())
     return newest
 
 
-def _write(session: Any, instance: DagsterInstance, record: Any, job_id: int) -> None:
+class _Secrets:
+    """The secrets of each source, read once per pass, to mask them in error lines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._by_source: dict[str, list[str]] | None = None
+
+    def scrub(self, source: str, text: str) -> str:
+        from ingest.masks import scrub, secret_paths, url_secrets
+
+        if self._by_source is None:
+            from ingest.store import all_sources
+
+            try:
+                declared = all_sources(self.settings)
+            except Exception:
+                declared = {}
+            self._by_source = {
+                name: url_secrets(d.spec.connection)
+                + [value for _, value in secret_paths(d.spec.model_dump(mode="json"))]
+                for name, d in declared.items()
+            }
+        return scrub(text, self._by_source.get(source, []))
+
+
+def _write(
+    session: Any, instance: DagsterInstance, record: Any, job: Job, secrets: _Secrets
+) -> None:
     run = record.dagster_run
     status = DAGSTER_STATUS.get(run.status.value, "queued")
     row = session.get(Run, run.run_id)
     if row is None:
-        row = Run(id=run.run_id, job_id=job_id, rows_per_table={})
+        row = Run(id=run.run_id, job_id=job.id, rows_per_table={})
         session.add(row)
     row.status = status
     row.queued_at = record.create_timestamp
@@ -69,7 +97,7 @@ def _write(session: Any, instance: DagsterInstance, record: Any, job_id: int) ->
         row.rows_per_table = rows
         row.rows_loaded = sum(rows.values())
         row.tests_passed, row.tests_failed = passed, failed
-        row.error = error if status == "failed" else None
+        row.error = secrets.scrub(job.source, error) if status == "failed" and error else None
 
 
 def _outcome(instance: DagsterInstance, run_id: str) -> tuple[dict[str, int], int, int, str | None]:

@@ -192,3 +192,24 @@ def test_the_command_line_runs_a_job_in_the_dagster_instance_when_no_webserver_i
     logs = CliRunner().invoke(main, ["job", "logs", run_id])
     assert logs.exit_code == 0, logs.output
     assert "loaded" in logs.output and "[ingest_shop]" in logs.output
+
+
+def test_a_mirrored_error_never_shows_the_sources_password(settings: Settings) -> None:
+    from ingest.store import create_source
+    from orchestration.mirror import _Secrets
+
+    password = "mirror-secret-pw-5521"
+    with session_scope(settings.metadata_url) as session:
+        create_source(
+            session,
+            settings,
+            "billing",
+            {
+                "kind": "database",
+                "connection": f"postgresql://loader:{password}@127.0.0.1:5432/test",
+                "tables": {"invoices": {}},
+            },
+        )
+    line = f"OperationalError: connection to postgresql://loader:{password}@127.0.0.1 failed"
+    shown = _Secrets(settings).scrub("billing", line)
+    assert password not in shown and "loader:***@127.0.0.1" in shown
