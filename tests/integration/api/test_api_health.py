@@ -41,6 +41,19 @@ def test_liveness_touches_no_dependency(settings: Settings, client_for: OpenClie
     assert response.json() == {"status": "ok", "redis": "not configured"}
 
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from headwater.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+HEAD = _head()
+
+
 def test_ready_is_ok_with_a_migrated_store_and_a_warehouse_file(client: Client) -> None:
     response = client.get("/health/ready")
     assert response.status_code == 200
@@ -48,7 +61,7 @@ def test_ready_is_ok_with_a_migrated_store_and_a_warehouse_file(client: Client) 
     assert body["status"] == "ok"
     assert body["checks"]["metadataStore"] == {
         "status": "ok",
-        "detail": "sqlite metadata store at revision 0005",
+        "detail": f"sqlite metadata store at revision {HEAD}",
     }
     assert body["checks"]["warehouse"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "not configured"
