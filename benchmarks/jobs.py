@@ -35,6 +35,7 @@ from benchmarks.dagster import dagster_services
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = 0.05
 LATENCY_REQUESTS = 400
+VISIBLE_TIMEOUT_SECONDS = 120
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 STARTED = {"STARTED", *TERMINAL}
 
@@ -210,6 +211,8 @@ def run(launches: int, job_count: int) -> list[Figure]:
                     started = time.perf_counter()
                     job_id = create(index)
                     while not dagster.has_job(f"job_{job_id}"):
+                        if time.perf_counter() - started > VISIBLE_TIMEOUT_SECONDS:
+                            raise RuntimeError(f"job {job_id} never reached Dagster")
                         time.sleep(0.05)
                     visible.append(time.perf_counter() - started)
                     job_ids.append(job_id)

@@ -302,7 +302,7 @@ def build_definitions(settings: Settings) -> Definitions:
         description="Ingest every source, build every dbt model, run every test.",
     )
 
-    @op(name="refresh_catalog", description="Rebuild the metadata catalog.")
+    @op(name="catalog_refresh", description="Rebuild the metadata catalog.")
     def refresh_catalog_op(context: OpExecutionContext) -> None:
         from catalog.refresh import refresh
 

@@ -89,7 +89,9 @@ def test_definitions_load_from_workspace_in_a_fresh_process(tmp_path: Path) -> N
         [
             sys.executable,
             "-c",
+            "from dagster import Definitions; "
             "from orchestration.definitions import defs; "
+            "Definitions.validate_loadable(defs); "
             "print(len(defs.resolve_all_asset_specs()))",
         ],
         cwd=PROJECT_ROOT,
