@@ -292,7 +292,8 @@ def run_ingest(
 ) -> None:
     """Load sources; those reading a replaced sample are reloaded in full (once)."""
     from ingest.reloads import reload_pending
-    from ingest.runner import load_declared, run_source, select_sources
+    from ingest.runner import load_declared, select_sources
+    from orchestration.runs import ingest_recorded
 
     _third_party_logs_to_file(settings)
     declared = load_declared(settings)
@@ -305,7 +306,7 @@ def run_ingest(
         into = "" if source.target in (None, "warehouse") else f"{source.target}:"
         title = f"ingest {name} → {into}{settings.raw_schema(name)}{mode}"
         with step(title) as status:
-            summary = run_source(
+            summary = ingest_recorded(
                 settings,
                 name,
                 source,

@@ -13,6 +13,8 @@ annotation at definition time.
 import logging
 import sys
 from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +86,29 @@ WHOLE_SOURCE_TABLE = "all_tables"
 
 
 class LoadConfig(Config):
-    """Run configuration of a source's load: set when a Headwater job runs it."""
+    """Run configuration of a source's load: set when a Headwater job or the command
+    line runs it."""
 
     job_id: int | None = None
     """Load what this job says (its tables, disposition, key, cursor and target)."""
+    tables: list[str] | None = None
+    """Only these tables (the command line's ``--table``; for a source of every table,
+    ones that have no asset yet too)."""
+    full_refresh: bool = False
+    """Drop what was loaded and its incremental state first."""
+
+
+@dataclass
+class HereRun:
+    """What a load executing in this process (the command line) shares with its caller:
+    the progress display it feeds, and the summaries or the error it ends with."""
+
+    progress: Any = None
+    summaries: list[Any] = field(default_factory=list)
+    error: IngestError | None = None
+
+
+HERE: ContextVar[HereRun | None] = ContextVar("headwater_here_run", default=None)
 
 
 def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> AssetsDefinition:
@@ -123,7 +144,9 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
         if config.job_id is not None:
             spec = job_source(job_row(settings, config.job_id), source)
             chosen = [t for t in selected if t in spec.tables] if spec.tables else None
-        summary = _run(settings, name, spec, chosen)
+        if config.tables:
+            chosen = config.tables
+        summary = _run(settings, name, spec, chosen, full_refresh=config.full_refresh)
         context.log.info(f"loaded {summary.total_rows} rows into {summary.target}")
         for table in selected:
             yield MaterializeResult(
@@ -171,12 +194,32 @@ def query_job_asset(settings: Settings, job: Job, source: SourceSpec) -> AssetsD
     return _query
 
 
-def _run(settings: Settings, name: str, spec: SourceSpec, tables: list[str] | None) -> Any:
+def _run(
+    settings: Settings,
+    name: str,
+    spec: SourceSpec,
+    tables: list[str] | None,
+    *,
+    full_refresh: bool = False,
+) -> Any:
     """Load, with failures Dagster understands: a permanent one is never retried."""
+    here = HERE.get()
     try:
-        return run_source(settings, name, spec, tables)
+        summary = run_source(
+            settings,
+            name,
+            spec,
+            tables,
+            full_refresh=full_refresh,
+            progress=here.progress if here else None,
+        )
     except IngestError as exc:
+        if here is not None:
+            here.error = exc
         raise Failure(description=str(exc), allow_retries=exc.transient) from None
+    if here is not None:
+        here.summaries.append(summary)
+    return summary
 
 
 def dbt_project(settings: Settings) -> DbtProject:

@@ -1,5 +1,9 @@
 """Runs from the command line, recorded where the UI shows them.
 
+``headwater ingest`` (and so ``headwater pipeline`` and ``headwater up``) loads each
+source as a Dagster run of its assets, executed in this process against the
+instance under ``HEADWATER_HOME/dagster``.
+
 With the Dagster webserver up, a job is launched through it (the daemon runs it, as
 for the API). Without it, the job executes in this process against the same Dagster
 instance (``DAGSTER_HOME``), so its run, logs and history are the ones the UI shows
@@ -11,10 +15,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ingest.errors import IngestError
 from orchestration.client import DagsterClient, DagsterUnavailable, LogLine
 from orchestration.jobs import TAG_JOB_ID, TAG_OWNER_ID, dagster_job_name
 
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
     from dagster import DagsterInstance
 
     from headwater.settings import Settings
+    from ingest.runner import LoadSummary
+    from ingest.spec import SourceSpec
     from orchestration.models import Job
 
 
@@ -35,12 +43,70 @@ class Started:
 
 
 def instance(settings: Settings) -> DagsterInstance:
-    """The Dagster instance the webserver and daemon use (``DAGSTER_HOME``)."""
+    """The Dagster instance the webserver and daemon use (``HEADWATER_HOME/dagster``),
+    one per process."""
+    return _instance(str(settings.dagster_home))
+
+
+@lru_cache(maxsize=4)
+def _instance(home: str) -> DagsterInstance:
     from dagster import DagsterInstance
 
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    return DagsterInstance.get()
+    os.makedirs(home, exist_ok=True)
+    return DagsterInstance.from_config(home)
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""Dagster's own console log off: the command line prints its summary, the run's log
+stays in the instance."""
+
+
+def ingest_recorded(
+    settings: Settings,
+    name: str,
+    source: SourceSpec,
+    tables: list[str] | None = None,
+    *,
+    full_refresh: bool = False,
+    progress: Any = None,
+) -> LoadSummary:
+    """Load source ``name`` as a Dagster run of its assets, executed in this process and
+    recorded in the instance (so the UI shows the command line's loads too).
+
+    Raises:
+        IngestError: the load failed (the same error as a direct load).
+    """
+    from dagster import materialize
+
+    from orchestration.assets import HERE, HereRun, dlt_source_assets
+    from orchestration.translators import raw_asset_key
+
+    loads = dlt_source_assets(settings, name, source)
+    keys = set(loads.keys)
+    wanted = {raw_asset_key(name, table) for table in tables or []} & keys
+    config = {"tables": list(tables) if tables else None, "full_refresh": full_refresh}
+    here = HereRun(progress=progress)
+    token = HERE.set(here)
+    try:
+        result = materialize(
+            [loads],
+            instance=instance(settings),
+            selection=sorted(wanted or keys, key=lambda key: key.to_user_string()),
+            run_config={"ops": {f"ingest_{name}": {"config": config}}, **QUIET},
+            tags={"headwater/origin": "command line", "headwater/source": name},
+            raise_on_error=False,
+        )
+    finally:
+        HERE.reset(token)
+    if here.error is not None:
+        raise here.error
+    if not result.success or not here.summaries:
+        raise IngestError(
+            f"loading source {name!r} failed in Dagster run {result.run_id}",
+            hint=f"`headwater job logs {result.run_id}` shows why",
+        )
+    summary: LoadSummary = here.summaries[-1]
+    return summary
 
 
 def _client(settings: Settings) -> DagsterClient:

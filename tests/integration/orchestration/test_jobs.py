@@ -170,14 +170,13 @@ def test_the_command_line_runs_a_job_in_the_dagster_instance_when_no_webserver_i
     monkeypatch.setenv("HEADWATER_HOME", str(settings.home_dir))
     monkeypatch.setenv("HEADWATER_SAMPLE_SCALE", str(SCALE))
     monkeypatch.setenv("HEADWATER_DAGSTER_URL", "http://127.0.0.1:9")  # nothing listens
-    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
     get_settings.cache_clear()
 
     ran = CliRunner().invoke(main, ["job", "run", str(job_id)])
     assert ran.exit_code == 0, ran.output
     run_id = ran.output.strip().splitlines()[-1].split()[1].rstrip(":")
     # Recorded where the Dagster UI reads its history, and mirrored for the API.
-    with DagsterInstance.get() as recorded:
+    with DagsterInstance.from_config(str(settings.dagster_home)) as recorded:
         run = recorded.get_run_by_id(run_id)
         assert run is not None and run.tags["headwater/job_id"] == str(job_id)
     with session_scope(settings.metadata_url) as session:
@@ -213,3 +212,30 @@ def test_a_mirrored_error_never_shows_the_sources_password(settings: Settings) -
     line = f"OperationalError: connection to postgresql://loader:{password}@127.0.0.1 failed"
     shown = _Secrets(settings).scrub("billing", line)
     assert password not in shown and "loader:***@127.0.0.1" in shown
+
+
+def test_command_line_loads_are_runs_in_the_dagster_instance(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from headwater.cli import main
+    from headwater.settings import get_settings
+
+    monkeypatch.setenv("HEADWATER_HOME", str(settings.home_dir))
+    monkeypatch.setenv("HEADWATER_SAMPLE_SCALE", str(SCALE))
+    get_settings.cache_clear()
+
+    loaded = CliRunner().invoke(main, ["ingest", "marketing"])
+    assert loaded.exit_code == 0, loaded.output
+    lines = loaded.output.splitlines()
+    title = next(i for i, line in enumerate(lines) if "ingest marketing" in line)
+    assert lines[title + 1].strip().startswith("spend: ")
+    with DagsterInstance.from_config(str(settings.dagster_home)) as recorded:
+        runs = recorded.get_runs(RunsFilter(tags={"headwater/source": "marketing"}))
+    assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS]
+
+    failed = CliRunner().invoke(main, ["ingest", "shop", "--table", "ghosts"])
+    assert failed.exit_code == 1
+    assert "unknown table(s) ghosts" in failed.output  # the load's own error, not Dagster's
