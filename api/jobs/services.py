@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from api.audit.services import Actor, record
@@ -366,17 +368,24 @@ def record_launch(
     session: Session, job_id: int | None, run_id: str, parent_run_id: str | None = None
 ) -> RunOut:
     """The run just launched, queued until the sensor sees it move."""
-    run = session.get(Run, run_id)
-    if run is None:
-        run = Run(
-            id=run_id,
-            job_id=job_id,
-            status="queued",
-            rows_per_table={},
-            parent_run_id=parent_run_id,
+    if session.get(Run, run_id) is None:
+        # The sensor may mirror it at the same moment: whoever writes first wins.
+        insert = (
+            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         )
-        session.add(run)
-        session.flush()
+        session.execute(
+            insert(Run)
+            .values(
+                id=run_id,
+                job_id=job_id,
+                status="queued",
+                rows_per_table={},
+                parent_run_id=parent_run_id,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+    run = session.get(Run, run_id)
+    assert run is not None  # noqa: S101 - written just above, or by the sensor
     return run_out(run)
 
 

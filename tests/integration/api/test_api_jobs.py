@@ -340,3 +340,44 @@ def test_the_dashboard_sums_up_the_visible_jobs_and_is_cached_until_a_run_change
     after = api.client.get("/api/dashboard", headers=headers)
     assert after.headers["x-cache"] == "miss"
     assert after.json()["failing"] == []
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_launch_already_mirrored_by_the_sensor_is_recorded_once(
+    store: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    from api.jobs.services import record_launch
+    from headwater.migrate import upgrade
+    from orchestration.models import Job
+
+    url = (
+        f"sqlite:///{tmp_path_factory.mktemp('launch') / 'meta.db'}"
+        if store == "sqlite"
+        else request.getfixturevalue("postgres_metadata_url")
+    )
+    upgrade(url)
+    with session_scope(url) as session:
+        job = Job(
+            name=unique(),
+            owner_id=1,
+            source="shop",
+            target="warehouse",
+            timezone="UTC",
+            retries=0,
+            retry_delay_seconds=0,
+            enabled=True,
+            shared=False,
+        )
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    run_id = str(uuid.uuid4())
+    with session_scope(url) as session:
+        session.add(Run(id=run_id, job_id=job_id, status="running", rows_per_table={}))
+    with session_scope(url) as session:
+        assert record_launch(session, job_id, run_id).status == "running"  # kept
+    fresh = str(uuid.uuid4())
+    with session_scope(url) as session:
+        assert record_launch(session, job_id, fresh).status == "queued"
+    with session_scope(url) as session:
+        assert session.get(Run, fresh) is not None
