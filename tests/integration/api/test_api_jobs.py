@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+from sqlalchemy import update
 
 from api.app import create_app
 from api.users.models import Role
 from api.users.services import create_user_with_password
 from headwater.db import session_scope
 from headwater.settings import Settings
-from orchestration.models import Run
+from orchestration.models import Job, Run
 from orchestration.transform import run_dbt
 from tests.integration.api.conftest import ADMIN, PASSWORD, VIEWER, Account, Login
 
@@ -275,10 +276,12 @@ def test_the_dashboard_sums_up_the_visible_jobs_and_is_cached_until_a_run_change
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    # A user of their own: the dashboard covers exactly the jobs made here.
+    # A user of their own, and no job of another's shared: the dashboard covers
+    # exactly the jobs made here.
     email = f"dash-{uuid.uuid4().hex[:6]}@example.com"
     with session_scope(api.settings.metadata_url) as session:
         create_user_with_password(session, email, PASSWORD, Role.USER)
+        session.execute(update(Job).values(shared=False))
     login = api.client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
     headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
 
