@@ -4,9 +4,9 @@
 source as a Dagster run of its assets, executed in this process against the
 instance under ``HEADWATER_HOME/dagster``.
 
-With the Dagster webserver up, a job is launched through it (the daemon runs it, as
-for the API). Without it, the job executes in this process against the same Dagster
-instance (``DAGSTER_HOME``), so its run, logs and history are the ones the UI shows
+``headwater job run``: with the Dagster webserver up, the job is launched through it
+(the daemon runs it, as for the API). Without it, the job executes in this process
+against that same instance, so its run, logs and history are the ones the UI shows
 once it is up, and the run is mirrored into the ``runs`` table at once.
 """
 
