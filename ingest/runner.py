@@ -164,7 +164,7 @@ def run_source(
     if pipe.default_schema_name:
         naming = pipe.default_schema.naming
         record_names(settings, name, names.renamed(naming.normalize_identifier))
-    if sample_reload and tables is None:
+    if sample_reload and set(selected) >= set(source.tables):  # every table reloaded
         reloaded(settings, name)
     return LoadSummary(
         name, settings.raw_schema(name), rows, load_id, time.perf_counter() - started, target.name
