@@ -284,6 +284,7 @@ def job_definitions(
     jobs: list[Any] = []
     schedules: list[ScheduleDefinition] = []
     transforms: dict[str, AssetSelection] = {}
+    taken = {key for loads in source_assets.values() for key in loads.keys}
     for job in all_jobs(settings):
         source = declared.get(job.source)
         try:
@@ -291,6 +292,10 @@ def job_definitions(
                 raise JobInvalid("sourceId", f"source {job.source!r} is not declared")
             if job.query is not None:
                 query_asset = query_job_asset(settings, job, source)
+                clash = set(query_asset.keys) & taken
+                if clash:
+                    raise JobInvalid("name", f"its table {clash.pop().to_user_string()} is taken")
+                taken.update(query_asset.keys)
                 assets.append(query_asset)
                 selection: AssetSelection = AssetSelection.assets(query_asset)
                 config: dict[str, Any] = {}

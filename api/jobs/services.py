@@ -34,6 +34,7 @@ from orchestration.jobs import (
     check_transform,
     cron_expression,
     next_fire,
+    query_table,
     transpiled,
 )
 from orchestration.models import FINISHED, Job, Run
@@ -105,7 +106,30 @@ def writable_job(session: Session, user: CurrentUser, job_id: int) -> Job:
     return job
 
 
-def _validated(settings: Settings, session: Session, fields: dict[str, Any]) -> dict[str, Any]:
+def _check_query_table(
+    session: Session, fields: dict[str, Any], tables: dict[str, Any], job_id: int | None
+) -> None:
+    """A query job's table (its name, normalised) must be free in its source's schema."""
+    table = query_table(" ".join(fields["name"].split()))
+    if table in tables:
+        raise JobInvalid(
+            "name", f"source {fields['source']!r} already has a table {table!r}: rename the job"
+        )
+    others = session.scalars(
+        select(Job).where(Job.source == fields["source"], Job.query.is_not(None))
+    )
+    for other in others:
+        if other.id != job_id and query_table(other.name) == table:
+            raise JobInvalid(
+                "name",
+                f"job {other.id} already loads table {table!r} from source "
+                f"{fields['source']!r}: rename this job",
+            )
+
+
+def _validated(
+    settings: Settings, session: Session, fields: dict[str, Any], job_id: int | None = None
+) -> dict[str, Any]:
     """``fields`` (every job field, snake_case) checked and normalised.
 
     Raises:
@@ -132,6 +156,7 @@ def _validated(settings: Settings, session: Session, fields: dict[str, Any]) -> 
     if fields["query"] is not None:
         if fields["tables"]:
             raise JobInvalid("tables", "give either a query or tables, not both")
+        _check_query_table(session, fields, source.tables, job_id)
         fields["query"] = transpiled(fields["query"], source, dialect)
         if fields["write_disposition"] == "merge" and not fields["primary_key"]:
             raise JobInvalid("primaryKey", "a merged query needs its primary key")
@@ -216,7 +241,7 @@ def update_job(
         fields["query"] = None if "query" not in changes else fields["query"]
     if changes.get("query"):
         fields["tables"] = None if "tables" not in changes else fields["tables"]
-    fields = _validated(settings, session, fields)
+    fields = _validated(settings, session, fields, job.id)
     if _name_taken(session, job.owner_id, fields["name"], job.id):
         raise Conflict(f"A job named {fields['name']!r} already exists for this owner")
     for field, value in fields.items():

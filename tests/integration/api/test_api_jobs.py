@@ -384,3 +384,15 @@ def test_a_launch_already_mirrored_by_the_sensor_is_recorded_once(
         assert record_launch(session, job_id, fresh).status == "queued"
     with session_scope(url) as session:
         assert session.get(Run, fresh) is not None
+
+
+def test_a_query_jobs_table_must_be_free_in_its_sources_schema(api: Api) -> None:
+    clash = api.post("analyst", {"name": "Orders", "sourceId": "shop", "query": "select 1 as x"})
+    assert clash.status_code == 400
+    assert "already has a table 'orders'" in clash.json()["error"]["message"]
+    name = f"Top {uuid.uuid4().hex[:6]}"
+    first = api.post("analyst", {"name": name, "sourceId": "shop", "query": "select 1 as x"})
+    assert first.status_code == 201, first.text
+    second = api.post("colleague", {"name": name, "sourceId": "shop", "query": "select 2 as x"})
+    assert second.status_code == 400
+    assert f"job {first.json()['id']} already loads table" in second.json()["error"]["message"]

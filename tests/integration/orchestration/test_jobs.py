@@ -239,3 +239,14 @@ def test_command_line_loads_are_runs_in_the_dagster_instance(
     failed = CliRunner().invoke(main, ["ingest", "shop", "--table", "ghosts"])
     assert failed.exit_code == 1
     assert "unknown table(s) ghosts" in failed.output  # the load's own error, not Dagster's
+
+
+def test_query_jobs_whose_tables_clash_never_break_the_code_location(settings: Settings) -> None:
+    from dagster import Definitions
+
+    first = add_job(settings, name="Same table", query="select 1 as id")
+    second = add_job(settings, name="same  TABLE", query="select 2 as id")
+    defs = build_definitions(settings)
+    Definitions.validate_loadable(defs)
+    names = {job.name for job in defs.resolve_all_job_defs()}
+    assert f"job_{first}" in names and f"job_{second}" not in names
