@@ -664,7 +664,8 @@ def job_list(source: str | None) -> None:
     from sqlalchemy import select
 
     from headwater.db import session_scope
-    from orchestration.models import Job, Run
+    from orchestration.models import Job
+    from orchestration.store import last_runs
 
     settings = _settings()
     with session_scope(_migrated(settings)) as session:
@@ -672,11 +673,7 @@ def job_list(source: str | None) -> None:
         if source:
             query = query.where(Job.source == source)
         jobs = list(session.scalars(query))
-        last = {
-            run.job_id: run
-            for run in session.scalars(select(Run).order_by(Run.queued_at))
-            if run.job_id is not None
-        }
+        last = last_runs(session, [item.id for item in jobs])
     if not jobs:
         click.echo("no jobs (create them with POST /api/jobs)", err=True)
     for item in jobs:
@@ -733,9 +730,8 @@ def job_logs(run_id: str, level: str) -> None:
     """The log of run RUN_ID, oldest first."""
     from orchestration.runs import run_logs
 
-    order = ["debug", "info", "warning", "error", "critical"]
     for line in run_logs(_settings(), run_id):
-        if line.level in order and order.index(line.level) < order.index(level):
+        if not line.at_least(level):
             continue
         where = f" [{line.step}]" if line.step else ""
         click.echo(f"{line.at:%H:%M:%S} {line.level.upper():<7}{where} {line.message}")

@@ -64,6 +64,9 @@ class RunInfo:
     created_at: datetime | None = None
 
 
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 @dataclass(frozen=True)
 class LogLine:
     at: datetime
@@ -71,6 +74,12 @@ class LogLine:
     step: str | None
     message: str
     kind: str
+
+    def at_least(self, level: str | None) -> bool:
+        """Whether this line is of ``level`` or above (a level Dagster made up: kept)."""
+        if level is None or self.level not in LEVELS:
+            return True
+        return LEVELS.index(self.level) >= LEVELS.index(level)
 
 
 RUN_FIELDS = """

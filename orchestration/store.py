@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from headwater.db import session_scope
 from orchestration.errors import JobNotFound
-from orchestration.models import Job
+from orchestration.models import Job, Run
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
+
     from headwater.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,3 +46,21 @@ def job_row(settings: Settings, job_id: int) -> Job:
     if job is None:
         raise JobNotFound(f"job {job_id} no longer exists")
     return job
+
+
+def last_runs(session: Session, job_ids: Sequence[int]) -> dict[int, Run]:
+    """The newest run of each of ``job_ids`` that has one, in one query."""
+    if not job_ids:
+        return {}
+    newest = (
+        select(Run.job_id, func.max(Run.queued_at).label("queued_at"))
+        .where(Run.job_id.in_(job_ids))
+        .group_by(Run.job_id)
+        .subquery()
+    )
+    runs = session.scalars(
+        select(Run).join(
+            newest, (Run.job_id == newest.c.job_id) & (Run.queued_at == newest.c.queued_at)
+        )
+    )
+    return {run.job_id: run for run in runs if run.job_id is not None}

@@ -331,8 +331,6 @@ class RunsController(Controller):
         user = current_user(request)
         await database.run(lambda s: services.get_run(s, user, run_id))
         lines, cursor, more = await dagster.client.logs(run_id, after, limit)
-        order = ["debug", "info", "warning", "error", "critical"]
-        floor = order.index(level) if level else 0
         return RunLogs(
             items=[
                 LogLineOut(
@@ -343,8 +341,7 @@ class RunsController(Controller):
                     event=line.kind,
                 )
                 for line in lines
-                if (line.level not in order or order.index(line.level) >= floor)
-                and (step is None or line.step == step)
+                if line.at_least(level) and (step is None or line.step == step)
             ],
             cursor=cursor,
             has_more=more,

@@ -28,6 +28,7 @@ from api.jobs.services import _is_admin, _visible
 from headwater.db import as_utc
 from orchestration.jobs import JobInvalid, next_fire
 from orchestration.models import Job, Run
+from orchestration.store import last_runs
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -76,21 +77,7 @@ def dashboard(session: Session, user: CurrentUser, now: datetime | None = None) 
         if jobs
         else []
     )
-    last: dict[int, Run] = {}
-    if jobs:
-        newest = (
-            select(Run.job_id, func.max(Run.queued_at).label("queued_at"))
-            .where(Run.job_id.in_(list(jobs)))
-            .group_by(Run.job_id)
-            .subquery()
-        )
-        for run in session.scalars(
-            select(Run).join(
-                newest, (Run.job_id == newest.c.job_id) & (Run.queued_at == newest.c.queued_at)
-            )
-        ):
-            if run.job_id is not None:
-                last[run.job_id] = run
+    last = last_runs(session, list(jobs))
 
     by_status = Counter(last[j].status if j in last else "never_run" for j in jobs)
     windows = {"24h": now - timedelta(hours=24), "7d": now - timedelta(days=7)}

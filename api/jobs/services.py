@@ -10,7 +10,6 @@ the owner and admins change or run a job. A job the caller may not see answers 4
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +37,7 @@ from orchestration.jobs import (
     transpiled,
 )
 from orchestration.models import FINISHED, Job, Run
+from orchestration.store import last_runs
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -307,30 +307,13 @@ def list_jobs(
         select(Job, status_of).where(*conditions).order_by(*order).limit(limit).offset(offset)
     ).all()
     jobs = [row[0] for row in rows]
-    last = _last_runs(session, [job.id for job in jobs])
+    last = last_runs(session, [job.id for job in jobs])
     items = [_job_out(job, last.get(job.id)) for job in jobs]
     return Page(items, total=total, limit=limit, offset=offset)
 
 
-def _last_runs(session: Session, job_ids: Sequence[int]) -> dict[int, Run]:
-    if not job_ids:
-        return {}
-    newest = (
-        select(Run.job_id, func.max(Run.queued_at).label("queued_at"))
-        .where(Run.job_id.in_(job_ids))
-        .group_by(Run.job_id)
-        .subquery()
-    )
-    runs = session.scalars(
-        select(Run).join(
-            newest, (Run.job_id == newest.c.job_id) & (Run.queued_at == newest.c.queued_at)
-        )
-    )
-    return {run.job_id: run for run in runs if run.job_id is not None}
-
-
 def job_out(session: Session, job: Job) -> JobOut:
-    return _job_out(job, _last_runs(session, [job.id]).get(job.id))
+    return _job_out(job, last_runs(session, [job.id]).get(job.id))
 
 
 def _job_out(job: Job, last: Run | None) -> JobOut:
