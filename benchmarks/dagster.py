@@ -48,11 +48,10 @@ def _tail(log: Path, lines: int = 60) -> str:
 @contextmanager
 def dagster_services(home: Path, env: Mapping[str, str], *, daemon: bool = True) -> Iterator[str]:
     """The URL of a Dagster webserver (plus daemon) over ``home``, until exit."""
-    from headwater.cli import DAGSTER_YAML
+    from orchestration.runs import write_instance_config
 
     dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    write_instance_config(dagster_home)
     bin_dir = Path(sys.executable).parent
     port = free_port()
     full_env = {**env, "DAGSTER_HOME": str(dagster_home), "HEADWATER_HOME": str(home)}

@@ -29,20 +29,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DAGSTER_YAML = """\
-# Written by `headwater init`. Local instance: SQLite storage under DAGSTER_HOME.
-# One run at a time: the embedded DuckDB warehouse takes one writing process.
-telemetry:
-  enabled: false
-run_queue:
-  max_concurrent_runs: 1
-  # Two runs of one Headwater job never overlap: a second waits in the queue.
-  tag_concurrency_limits:
-    - key: headwater/job_id
-      value: {applyLimitPerUniqueValue: true}
-      limit: 1
-"""
-
 
 def _settings() -> Settings:
     from headwater.settings import get_settings
@@ -206,17 +192,11 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
     """
     from api.users.services import ensure_admin
     from headwater.migrate import upgrade
+    from orchestration.runs import write_instance_config
 
     settings.secure_home()
-    for directory in (settings.logs_dir, settings.dagster_home):
-        directory.mkdir(parents=True, exist_ok=True)
-    dagster_yaml = settings.dagster_home / "dagster.yaml"
-    written = dagster_yaml.read_text() if dagster_yaml.exists() else None
-    # Ours (an older version of it) is brought up to date; a file of the user's is kept.
-    if written is None or (
-        written.startswith("# Written by `headwater init`") and written != DAGSTER_YAML
-    ):
-        dagster_yaml.write_text(DAGSTER_YAML)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    write_instance_config(settings.dagster_home)
     with step("metadata store migrated"):
         upgrade(settings.metadata_url)
     password = ensure_admin(settings)
@@ -336,10 +316,11 @@ def _third_party_logs_to_file(settings: Settings) -> None:
 
 
 def run_transform(settings: Settings, selector: str | None = None) -> None:
-    from orchestration.transform import run_dbt
+    """``dbt build`` as a Dagster run, recorded where the UI shows it."""
+    from orchestration.runs import transform_recorded
 
     with step("dbt build" + (f" --select {selector}" if selector else "")):
-        summary = run_dbt(settings, "build", selector)
+        summary = transform_recorded(settings, selector)
     counts = ", ".join(f"{status}: {n}" for status, n in sorted(summary.statuses.items()))
     click.echo(f"  {counts or 'nothing selected'}", err=True)
 

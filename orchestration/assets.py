@@ -12,9 +12,10 @@ annotation at definition time.
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,14 @@ from dagster import (
 )
 from dagster import job as dagster_job_decorator
 from dagster_dbt import DbtCliResource, DbtProject, build_dbt_asset_selection, dbt_assets
+from packaging.version import Version
 
 from headwater.settings import Settings
 from ingest.errors import IngestError
 from ingest.runner import load_declared, run_source
 from ingest.spec import SourceSpec, TableSpec
 from ingest.state import loaded_tables
+from orchestration.errors import TransformError
 from orchestration.jobs import (
     TAG_JOB_ID,
     TAG_OWNER_ID,
@@ -67,7 +70,14 @@ from orchestration.jobs import (
 from orchestration.mirror import mirror_runs
 from orchestration.models import Job
 from orchestration.store import all_jobs, job_row
-from orchestration.transform import dbt_env, environment, run_dbt
+from orchestration.transform import (
+    TransformSummary,
+    dbt_env,
+    environment,
+    run_dbt,
+    summarise_run_results,
+    transform_failed,
+)
 from orchestration.translators import HeadwaterDbtTranslator, raw_asset_key
 
 log = logging.getLogger(__name__)
@@ -105,7 +115,10 @@ class HereRun:
 
     progress: Any = None
     summaries: list[Any] = field(default_factory=list)
-    error: IngestError | None = None
+    """Each load's summary."""
+    transforms: list[TransformSummary] = field(default_factory=list)
+    """Each dbt build's summary."""
+    error: IngestError | TransformError | None = None
 
 
 HERE: ContextVar[HereRun | None] = ContextVar("headwater_here_run", default=None)
@@ -250,21 +263,67 @@ def dbt_model_assets(settings: Settings, project: DbtProject) -> AssetsDefinitio
     def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         # The dbt process reads the profile's env_var()s from its environment.
         with environment(dbt_env(settings)):
-            invocation = dbt.cli(["build"], context=context)
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
         yield from invocation.stream()
+        results = invocation.target_path / "run_results.json"
+        summary = summarise_run_results(
+            "build", invocation.get_artifact("run_results.json") if results.exists() else {}
+        )
+        here = HERE.get()
+        if here is not None:
+            here.transforms.append(summary)
+        if not invocation.is_successful():
+            # dbt's own error lines (a profile or compilation error has no results).
+            errors = getattr(invocation, "_error_messages", None) or [""]
+            error = transform_failed(
+                summary,
+                " ".join(errors[0].split())[:500],  # "Encountered an error:\n<why>"
+                hint="the run's logs show dbt's output (the command line keeps it in "
+                "HEADWATER_HOME/logs/transform.log)",
+            )
+            if here is not None:
+                here.error = error
+            raise Failure(description=str(error), allow_retries=False)
 
     return dbt_models
 
 
-def _dbt_selection(dbt_models: AssetsDefinition, select: str) -> AssetSelection:
-    """The dbt models and tests ``select`` names, resolved once into their keys: a dbt
-    selector evaluated by every job that uses it (twice each) made the definitions of
-    1,000 jobs take 16 s to resolve."""
+class HeadwaterDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource without two probes each build paid for and Headwater does
+    not use (about 10 s a build here): ``dbt --version`` in a subprocess, where the dbt
+    beside this interpreter is the one imported here, and an in-process dbt adapter,
+    which only serves dagster-dbt's row-count and column metadata fetchers."""
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        from dbt.version import __version__
+
+        return Version(__version__)
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
+        return None
+
+
+def dbt_resource(settings: Settings, project: DbtProject) -> DbtCliResource:
+    return HeadwaterDbtCliResource(
+        project_dir=project,  # type: ignore[arg-type]  # dagster-dbt takes a DbtProject too
+        profiles_dir=str(settings.profiles_dir),
+        # The dbt installed beside this interpreter, whatever PATH says.
+        dbt_executable=str(Path(sys.executable).with_name("dbt")),
+    )
+
+
+def dbt_selection(dbt_models: AssetsDefinition, select: str) -> AssetSelection | None:
+    """The dbt models and tests ``select`` names, resolved once into their keys (None when
+    it names none): a dbt selector evaluated by every job that uses it (twice each) made
+    the definitions of 1,000 jobs take 16 s to resolve."""
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
     selection = build_dbt_asset_selection([dbt_models], dbt_select=select)
     graph = AssetGraph.from_assets([dbt_models])
     keys = selection.resolve(graph)
+    if not keys:
+        return None
     checks = selection.resolve_checks(graph)
     return AssetSelection.assets(*keys).without_checks() | AssetSelection.checks(*checks)
 
@@ -283,7 +342,7 @@ def job_definitions(
     assets: list[AssetsDefinition] = []
     jobs: list[Any] = []
     schedules: list[ScheduleDefinition] = []
-    transforms: dict[str, AssetSelection] = {}
+    transforms: dict[str, AssetSelection | None] = {}
     taken = {key for loads in source_assets.values() for key in loads.keys}
     for job in all_jobs(settings):
         source = declared.get(job.source)
@@ -307,8 +366,12 @@ def job_definitions(
                 config = {"ops": {f"ingest_{job.source}": {"config": {"job_id": job.id}}}}
             if job.transform:
                 if job.transform not in transforms:
-                    transforms[job.transform] = _dbt_selection(dbt_models, job.transform)
-                selection = selection | transforms[job.transform]
+                    transforms[job.transform] = dbt_selection(dbt_models, job.transform)
+                models = transforms[job.transform]
+                if models is None:
+                    log.warning("job %s: %r names no dbt model now", job.id, job.transform)
+                else:
+                    selection = selection | models
             retry = (
                 RetryPolicy(
                     max_retries=job.retries,
@@ -425,13 +488,6 @@ def build_definitions(settings: Settings) -> Definitions:
             *job_schedules,
         ],
         sensors=[refresh_catalog, headwater_runs],
-        resources={
-            "dbt": DbtCliResource(
-                project_dir=project,
-                profiles_dir=str(settings.profiles_dir),
-                # The dbt installed beside this interpreter, whatever PATH says.
-                dbt_executable=str(Path(sys.executable).with_name("dbt")),
-            )
-        },
+        resources={"dbt": dbt_resource(settings, project)},
         executor=executor,
     )

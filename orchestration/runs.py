@@ -12,10 +12,11 @@ once it is up, and the run is mirrored into the ``runs`` table at once.
 
 from __future__ import annotations
 
-import os
 import time
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ingest.runner import LoadSummary
     from ingest.spec import SourceSpec
     from orchestration.models import Job
+    from orchestration.transform import TransformSummary
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,39 @@ def instance(settings: Settings) -> DagsterInstance:
 def _instance(home: str) -> DagsterInstance:
     from dagster import DagsterInstance
 
-    os.makedirs(home, exist_ok=True)
+    write_instance_config(Path(home))
     return DagsterInstance.from_config(home)
 
+
+INSTANCE_YAML = """\
+# Written by `headwater init`. Local instance: SQLite storage under DAGSTER_HOME.
+# One run at a time: the embedded DuckDB warehouse takes one writing process.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 1
+  # Two runs of one Headwater job never overlap: a second waits in the queue.
+  tag_concurrency_limits:
+    - key: headwater/job_id
+      value: {applyLimitPerUniqueValue: true}
+      limit: 1
+"""
+
+
+def write_instance_config(dagster_home: Path) -> None:
+    """Write ``dagster.yaml`` in ``dagster_home``: an older one of ours is brought up to
+    date; a file of the user's is kept."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    written = config.read_text() if config.exists() else None
+    if written is None or (
+        written.startswith(INSTANCE_YAML.splitlines()[0]) and written != INSTANCE_YAML
+    ):
+        config.write_text(INSTANCE_YAML)
+
+
+TRANSFORM_LOG = "transform.log"
+"""dbt's output of the command line's builds, under ``HEADWATER_HOME/logs``."""
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """Dagster's own console log off: the command line prints its summary, the run's log
@@ -107,6 +139,63 @@ def ingest_recorded(
         )
     summary: LoadSummary = here.summaries[-1]
     return summary
+
+
+def transform_recorded(settings: Settings, select: str | None = None) -> TransformSummary:
+    """``dbt build`` (of the models ``select`` names, with their tests) as a Dagster run of
+    the dbt assets, executed in this process and recorded in the instance.
+
+    Raises:
+        TransformError: dbt failed, or ``select`` names no model.
+    """
+    from dagster import materialize
+
+    from orchestration.assets import (
+        HERE,
+        HereRun,
+        dbt_model_assets,
+        dbt_project,
+        dbt_resource,
+        dbt_selection,
+    )
+    from orchestration.errors import TransformError
+
+    project = dbt_project(settings)
+    models = dbt_model_assets(settings, project)
+    selection = None
+    if select:
+        selection = dbt_selection(models, select)
+        if selection is None:
+            raise TransformError(
+                f"no dbt model matches {select!r}",
+                hint="dbt's selector syntax, e.g. `staging.stg_orders+` or `tag:daily`",
+            )
+    here = HereRun()
+    token = HERE.set(here)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    # dagster-dbt prints dbt's every line to stdout: the terminal shows the summary.
+    with (settings.logs_dir / TRANSFORM_LOG).open("a", encoding="utf-8") as out:
+        try:
+            with redirect_stdout(out):
+                result = materialize(
+                    [models],
+                    instance=instance(settings),
+                    selection=selection,
+                    resources={"dbt": dbt_resource(settings, project)},
+                    run_config=QUIET,
+                    tags={"headwater/origin": "command line", "headwater/select": select or "*"},
+                    raise_on_error=False,
+                )
+        finally:
+            HERE.reset(token)
+    if here.error is not None:
+        raise here.error
+    if not result.success or not here.transforms:
+        raise TransformError(
+            f"dbt build failed in Dagster run {result.run_id}",
+            hint=f"`headwater job logs {result.run_id}` shows why",
+        )
+    return here.transforms[-1]
 
 
 def _client(settings: Settings) -> DagsterClient:

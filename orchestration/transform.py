@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -80,25 +80,61 @@ def run_dbt(
             result = dbtRunner().invoke(dbt_args(settings, command, selector))
         finally:
             release_duckdb()
-    seconds = time.perf_counter() - started
+    summary = summarise(
+        command,
+        [
+            (node.node.name, str(getattr(node.status, "value", node.status)), node.message)
+            for node in _results(result.result)
+        ],
+        time.perf_counter() - started,
+    )
+    if not result.success:
+        raise transform_failed(summary, result.exception)
+    return summary
+
+
+FAILED = frozenset({"error", "fail", "runtime error"})
+"""dbt's statuses of a node that failed (``warn`` and ``skipped`` are not failures)."""
+
+
+def summarise(
+    command: str, nodes: Iterable[tuple[str, str, str | None]], seconds: float
+) -> TransformSummary:
+    """Count ``(name, status, message)`` per status; keep a line for each failure."""
     statuses: Counter[str] = Counter()
     failures: list[str] = []
-    for node in _results(result.result):
-        status = str(getattr(node.status, "value", node.status))
+    for name, status, message in nodes:
         statuses[status] += 1
-        if status in {"error", "fail", "runtime error"}:
-            failures.append(f"{node.node.name}: {status}: {(node.message or '').strip()}")
-    summary = TransformSummary(command, dict(statuses), failures, seconds)
-    if not result.success:
-        if failures:
-            raise TransformError(
-                f"dbt {command} failed: " + "; ".join(failures[:5]),
-                hint="see the dbt log in HEADWATER_HOME/logs/dbt/dbt.log",
-            )
-        reason = result.exception or "see the dbt log in HEADWATER_HOME/logs/dbt/dbt.log"
-        first_line = (str(reason).strip().splitlines() or ["unknown error"])[0]
-        raise TransformError(f"dbt {command} failed: {first_line}")
-    return summary
+        if status in FAILED:
+            failures.append(f"{name}: {status}: {(message or '').strip()}")
+    return TransformSummary(command, dict(statuses), failures, seconds)
+
+
+def summarise_run_results(command: str, run_results: dict[str, Any]) -> TransformSummary:
+    """A summary from dbt's ``run_results.json`` (what a dbt subprocess leaves behind)."""
+    return summarise(
+        command,
+        [
+            (str(r["unique_id"]).rsplit(".", 1)[-1], str(r["status"]), r.get("message"))
+            for r in run_results.get("results", [])
+        ],
+        float(run_results.get("elapsed_time") or 0.0),
+    )
+
+
+DBT_LOG_HINT = "see the dbt log in HEADWATER_HOME/logs/dbt/dbt.log"
+
+
+def transform_failed(
+    summary: TransformSummary, reason: object = None, hint: str = DBT_LOG_HINT
+) -> TransformError:
+    """The error of a failed dbt command: its failing nodes, else the first line of why."""
+    if summary.failures:
+        return TransformError(
+            f"dbt {summary.command} failed: " + "; ".join(summary.failures[:5]), hint=hint
+        )
+    first_line = (str(reason or hint).strip().splitlines() or ["unknown error"])[0]
+    return TransformError(f"dbt {summary.command} failed: {first_line}", hint=hint)
 
 
 def release_duckdb() -> None:

@@ -4,6 +4,7 @@ Dagster instance, real loads into DuckDB, and the runs mirrored into the store."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -239,6 +240,64 @@ def test_command_line_loads_are_runs_in_the_dagster_instance(
     failed = CliRunner().invoke(main, ["ingest", "shop", "--table", "ghosts"])
     assert failed.exit_code == 1
     assert "unknown table(s) ghosts" in failed.output  # the load's own error, not Dagster's
+
+
+def test_command_line_builds_are_runs_of_the_dbt_assets_in_the_dagster_instance(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from headwater.cli import main
+    from headwater.settings import get_settings
+
+    monkeypatch.setenv("HEADWATER_HOME", str(settings.home_dir))
+    get_settings.cache_clear()
+
+    built = CliRunner().invoke(main, ["transform", "stg_shop__orders"])
+    assert built.exit_code == 0, built.output
+    lines = built.output.splitlines()
+    title = next(i for i, line in enumerate(lines) if "dbt build --select stg_shop__orders" in line)
+    counts = dict(part.split(": ") for part in lines[title + 1].strip().split(", "))
+    assert counts["success"] == "1" and int(counts["pass"]) >= 2, built.output
+    assert "START sql view model" not in built.output  # dbt's own lines go to the log file
+    assert "stg_shop__orders" in (settings.logs_dir / "transform.log").read_text()
+    with DagsterInstance.from_config(str(settings.dagster_home)) as recorded:
+        runs = recorded.get_runs(RunsFilter(tags={"headwater/select": "stg_shop__orders"}))
+        assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS]
+        materialized = {
+            entry.asset_materialization.asset_key.path[-1]
+            for entry in recorded.all_logs(
+                runs[0].run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+            )
+            if entry.asset_materialization is not None
+        }
+    assert materialized == {"stg_shop__orders"}
+
+    unknown = CliRunner().invoke(main, ["transform", "stg_nothing_here"])
+    assert unknown.exit_code == 1
+    assert "no dbt model matches 'stg_nothing_here'" in unknown.output
+
+
+def test_a_failed_command_line_build_says_why_and_is_a_failed_run(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from orchestration.errors import TransformError
+    from orchestration.runs import transform_recorded
+
+    broken = settings.model_copy(update={"warehouse_path": tmp_path / "gone" / "w.duckdb"})
+    with pytest.raises(TransformError, match=r"^dbt build failed: ") as failed:
+        transform_recorded(broken, "stg_shop__orders")
+    assert "gone" in str(failed.value), "dbt's own reason: the warehouse file cannot be opened"
+    with DagsterInstance.from_config(str(settings.dagster_home)) as recorded:
+        runs = recorded.get_runs(
+            RunsFilter(
+                tags={"headwater/select": "stg_shop__orders"}, statuses=[DagsterRunStatus.FAILURE]
+            )
+        )
+    assert len(runs) == 1
 
 
 def test_query_jobs_whose_tables_clash_never_break_the_code_location(settings: Settings) -> None:
