@@ -123,6 +123,7 @@ def query_lineage(sql: str, schema: MappingSchema, dialect: str) -> QueryLineage
             dialect=dialect,
             schema=schema,
             validate_qualify_columns=False,
+            allow_partial_qualification=True,  # an unknown column is a note, not a failure
             quote_identifiers=False,
             identify=False,
         )
@@ -131,12 +132,15 @@ def query_lineage(sql: str, schema: MappingSchema, dialect: str) -> QueryLineage
         return QueryLineage(unresolved={"*": f"cannot qualify: {_first_line(exc)}"})
     if root is None:
         return QueryLineage(unresolved={"*": "no SELECT to trace"})
-    return _Tracer(schema).run(root)
+    return _Tracer(schema, root).run(root)
 
 
 class _Tracer:
-    def __init__(self, schema: MappingSchema) -> None:
+    def __init__(self, schema: MappingSchema, root: Scope) -> None:
         self.schema = schema
+        # A recursive CTE's reference to itself points at a scope of its anchor that
+        # sqlglot never traversed (no sources): trace the traversed one instead.
+        self.scopes = {id(scope.expression): scope for scope in root.traverse()}
         self.memo: dict[tuple[int, str | int], frozenset[tuple[str, str, int]]] = {}
         self.notes: dict[str, str] = {}
         self.filters: set[tuple[str, str]] = set()
@@ -198,7 +202,8 @@ class _Tracer:
             return frozenset()
         level = _level(select)
         out = set()
-        for reference in find_all_in_scope(select, exp.Column):
+        parts = [select, *_named_windows(expression, select)]
+        for reference in (c for part in parts for c in find_all_in_scope(part, exp.Column)):
             out |= self._column(scope, reference, level)
         for star in find_all_in_scope(select, exp.Star):
             if not isinstance(star.parent, exp.Count):
@@ -208,7 +213,9 @@ class _Tracer:
             inner = subqueries.get(id(query))
             if inner is not None:
                 for name in range(len(query.selects)):
-                    out |= {(t, c, max(level, _TRANSFORM)) for t, c, _ in self.trace(inner, name)}
+                    out |= {
+                        (t, c, max(level, _TRANSFORM, lvl)) for t, c, lvl in self.trace(inner, name)
+                    }
         return frozenset(out)
 
     def _column(self, scope: Scope, reference: exp.Column, level: int) -> set[tuple[str, str, int]]:
@@ -218,10 +225,15 @@ class _Tracer:
             source, scope, outer = outer.sources.get(reference.table), outer, outer.parent
         if isinstance(source, exp.Table):
             if source.this and isinstance(source.this, exp.Identifier):
+                known = self.schema.column_names(source) if self._knows(source) else None
+                if known is not None and reference.name not in known:
+                    self._note(f"column {reference.name!r} is not in {_table_name(source)}")
+                    return set()
                 return {(_table_name(source), reference.name, level)}
             self._note(f"{reference.name!r} comes from a table function")
             return set()
         if isinstance(source, Scope):
+            source = self.scopes.get(id(source.expression), source)
             return {(t, c, max(level, lvl)) for t, c, lvl in self.trace(source, reference.name)}
         if isinstance(reference.this, exp.Star):
             return set()
@@ -229,25 +241,65 @@ class _Tracer:
         self._note(f"column {reference.name!r} is not in any table the query reads")
         return set()
 
+    def _knows(self, table: exp.Table) -> bool:
+        try:
+            return bool(self.schema.find(table, raise_on_missing=False))
+        except SqlglotError:
+            return False
+
     def _collect_filters(self, scope: Scope) -> None:
         if id(scope) in self.seen_scopes:
             return
         self.seen_scopes.add(id(scope))
         select = scope.expression
-        parts: list[exp.Expression] = [
+        assert isinstance(select, exp.Select)  # noqa: S101  # only called for a SELECT
+        parts: list[exp.Expr] = [
             node for arg in _FILTER_ARGS if (node := select.args.get(arg)) is not None
         ]
         parts += [j.args["on"] for j in select.args.get("joins") or [] if j.args.get("on")]
+        distinct = select.args.get("distinct")
+        on = distinct.args.get("on") if distinct is not None else None
+        distinct_on = on is not None
+        if on is not None:
+            parts.append(on)
+        limited = any(select.args.get(arg) for arg in ("limit", "offset", "fetch"))
+        if select.args.get("order") is not None and (limited or distinct_on):
+            parts.append(select.args["order"])  # which rows make the cut (or the first of each)
+        group = select.args.get("group")
+        if group is not None and group.args.get("all"):
+            parts += [s for s in select.selects if _level(s) != _AGGREGATE]
+        subqueries = {id(s.expression): s for s in scope.subquery_scopes}
+        aliases = {s.alias_or_name for s in select.selects}
         saved = self.current
         self.current = "*"
         for part in parts:
             for reference in find_all_in_scope(part, exp.Column):
+                if not reference.table and reference.name in aliases:  # order by an alias
+                    self.filters |= {(t, c) for t, c, _ in self.trace(scope, reference.name)}
+                    continue
                 for table, column, _ in self._column(scope, reference, _PASS):
                     self.filters.add((table, column))
+            for query in find_all_in_scope(part, *exp.UNWRAPPED_QUERIES):
+                inner = subqueries.get(id(query))
+                if inner is not None:  # exists (…), in (select …): what it reads decides
+                    for index in range(len(query.selects)):
+                        self.filters |= {(t, c) for t, c, _ in self.trace(inner, index)}
         self.current = saved
 
     def _note(self, reason: str) -> None:
         self.notes.setdefault(self.current, reason)
+
+
+def _named_windows(select: exp.Select, expression: exp.Expr) -> list[exp.Expr]:
+    """The definitions (``window w as (…)``) of the named windows ``expression`` uses."""
+    names = {
+        window.args["alias"].name
+        for window in find_all_in_scope(expression, exp.Window)
+        if window.args.get("alias") is not None
+    }
+    if not names:
+        return []
+    return [w for w in select.args.get("windows") or [] if w.name in names]
 
 
 def _output_names(scope: Scope) -> list[str]:

@@ -34,52 +34,8 @@ pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lineage"
 DIALECTS = ("duckdb", "postgres")
 
-_SCALAR = (
-    "a scalar subquery's aggregate reaches the output as 'transform', not 'aggregate': "
-    "_Tracer._trace drops the subquery's own level (`for t, c, _ in self.trace(inner, name)`)"
-)
-_WHERE_SUBQUERY = (
-    "exists / in subqueries in where are never traced: none of their columns (nor the outer "
-    "o.id they correlate on) become filter edges"
-)
-_NAMED_WINDOW = (
-    "partition / order columns of a named window (window by_order as (...)) are no edges of "
-    "the columns computed over it"
-)
-_RECURSIVE = (
-    "inside a recursive CTE's recursive branch, category_tree resolves to sqlglot's "
-    "untraversed anchor scope (scope.branch(union.this), no sources): spurious "
-    "'not in any table' notes for root_category_id and '*', and the join's "
-    "category_tree.category_id (raw_shop.categories.id) filter edge is lost"
-)
-_UNKNOWN_QUALIFIED = (
-    "qualify raises 'Unknown column: discount_code' for a table-qualified column missing "
-    "from the schema: the whole query becomes one '*' note with no columns and no edges, "
-    "though order_id resolves"
-)
-_TOP_N = "order by ... limit decides which rows arrive but adds no filter edges"
 
-ENGINE_BUGS: dict[str, str] = {
-    "duckdb/scalar_subquery": _SCALAR,
-    "postgres/scalar_subquery": _SCALAR,
-    "duckdb/correlated_subquery": _SCALAR,
-    "postgres/correlated_subquery": _SCALAR,
-    "duckdb/where_subquery": _WHERE_SUBQUERY,
-    "postgres/where_subquery": _WHERE_SUBQUERY,
-    "duckdb/window_named": _NAMED_WINDOW,
-    "postgres/window_named": _NAMED_WINDOW,
-    "duckdb/recursive_cte": _RECURSIVE,
-    "postgres/recursive_cte": _RECURSIVE,
-    "duckdb/unknown_column_qualified": _UNKNOWN_QUALIFIED,
-    "postgres/unknown_column_qualified": _UNKNOWN_QUALIFIED,
-    "duckdb/top_n": _TOP_N,
-    "postgres/top_n": _TOP_N,
-    "duckdb/group_by_all": "group by all adds no filter edges (group by <columns> does)",
-    "postgres/distinct_on": (
-        "distinct on (customer_id) ... order by customer_id, ordered_at desc adds no filter "
-        "edges, though it keeps one row per customer chosen by ordered_at"
-    ),
-}
+ENGINE_BUGS: dict[str, str] = {}
 """``dialect/case`` → why the engine's answer is wrong (the case runs as a strict xfail)."""
 
 _EDGE = re.compile(
