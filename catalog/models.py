@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from headwater.db import Base, utcnow
+from catalog.freshness import freshness_status
+from headwater.db import Base, as_utc, utcnow
 
 
 class Dataset(Base):
@@ -22,8 +24,33 @@ class Dataset(Base):
     table_name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(Text)
     row_count: Mapped[int | None] = mapped_column(BigInteger)
+    """Exact (``count(*)``) for tables; None for views."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    fqn: Mapped[str | None] = mapped_column(String(1024))
+    """``database.schema.table`` in the warehouse."""
+    dbt_unique_id: Mapped[str | None] = mapped_column(String(512))
+    dbt_source: Mapped[str | None] = mapped_column(String(512))
+    """``source_name.table`` when a dbt ``source()`` declares this table."""
+    owner: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    materialization: Mapped[str | None] = mapped_column(String(32))
+    raw_sql: Mapped[str | None] = mapped_column(Text)
+    compiled_sql: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    source_kind: Mapped[str | None] = mapped_column(String(32))
+    origin: Mapped[str | None] = mapped_column(Text)
+    """Where a raw or source table is read from in its source system."""
+    last_loaded_at: Mapped[datetime | None]
+    last_built_at: Mapped[datetime | None]
+    last_build_status: Mapped[str | None] = mapped_column(String(16))
+    freshness_warn_after: Mapped[int | None]
+    """Seconds (dbt source freshness ``warn_after``)."""
+    freshness_error_after: Mapped[int | None]
+    fresh_as_of: Mapped[datetime | None]
+    test_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Latest dbt test results: ``pass``/``fail``/``warn``/``error``/``skipped`` counts,
+    ``failing`` and ``warning`` test names, ``ran_at``."""
 
     columns: Mapped[list[DatasetColumn]] = relationship(
         back_populates="dataset",
@@ -31,6 +58,12 @@ class Dataset(Base):
         order_by="DatasetColumn.position",
         passive_deletes=True,
     )
+
+    def freshness(self, now: datetime | None = None) -> str:
+        """``fresh``, ``warn``, ``stale`` or ``unknown``, judged now (not at refresh time)."""
+        return freshness_status(
+            as_utc(self.fresh_as_of), self.freshness_warn_after, self.freshness_error_after, now
+        )
 
 
 class DatasetColumn(Base):
@@ -46,6 +79,10 @@ class DatasetColumn(Base):
     position: Mapped[int]
     is_nullable: Mapped[bool | None]
     description: Mapped[str | None] = mapped_column(Text)
+
+    tests: Mapped[list[str] | None] = mapped_column(JSON)
+    """Names of the dbt tests on this column."""
+    is_primary_key: Mapped[bool | None]
 
     dataset: Mapped[Dataset] = relationship(back_populates="columns")
 

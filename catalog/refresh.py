@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from catalog.artifacts import DbtArtifacts, read_artifacts
 from catalog.extract import (
     DatasetInfo,
+    DbtRelation,
+    DltTable,
     Edge,
+    dataset_name,
     dbt_lineage,
+    dbt_relations,
+    dbt_schemas,
+    default_schemas,
     dlt_lineage,
-    dlt_tables,
-    read_manifest,
+    dlt_table_info,
+    is_raw_schema,
+    kind_of,
     warehouse_tables,
 )
 from catalog.models import Dataset, DatasetColumn, LineageEdge
+from catalog.origins import SourceOrigin
 from headwater.cache import invalidate
 from headwater.db import session_scope, utcnow
 from headwater.warehouse import LOCK_WAIT_SECONDS, wait_for_warehouse
@@ -40,37 +50,150 @@ class RefreshSummary:
     seconds: float
 
 
-def collect(settings: Settings) -> tuple[list[DatasetInfo], list[Edge]]:
-    """Everything the catalog should hold now, read from the warehouse and the artifacts."""
-    prefix = settings.schema_prefix
-    datasets = {d.name: d for d in warehouse_tables(settings)}
+def collect(
+    settings: Settings,
+    origins: Mapping[str, SourceOrigin] | None = None,
+    artifacts: DbtArtifacts | None = None,
+) -> tuple[list[DatasetInfo], list[Edge]]:
+    """Everything the catalog should hold now, read from the warehouse and the artifacts.
+
+    Covers every schema the dbt project writes or reads (from the newest manifest) and
+    the raw schema of every source (declared in ``origins``, or named by the rule).
+    """
+    origins = dict(origins or {})
+    if artifacts is None:
+        artifacts = read_artifacts(settings)
+    manifest = artifacts.manifest
+    relations = dbt_relations(artifacts, settings)
+    schemas = dbt_schemas(manifest) if manifest else default_schemas(settings)
+    schemas |= {settings.raw_schema(source) for source in origins}
+    loaded_at = {
+        name: relation.loaded_at_field
+        for name, relation in relations.items()
+        if relation.loaded_at_field
+        and (relation.warn_after is not None or relation.error_after is not None)
+    }
+    datasets = {d.name: d for d in warehouse_tables(settings, schemas, loaded_at, declared=origins)}
+    for dataset in datasets.values():
+        describe(dataset, relations.get(dataset.name.lower()), settings, origins)
 
     edges: list[Edge] = []
-    manifest = read_manifest(settings.dbt_target_dir / "manifest.json")
     if manifest is not None:
-        docs, dbt_edges = dbt_lineage(manifest)
-        for name, doc in docs.items():
-            dataset = datasets.get(name)
-            if dataset is None:
-                continue
-            dataset.description = doc["description"]
-            for column in dataset.columns:
-                column.description = doc["columns"].get(column.name)
+        _, dbt_edges = dbt_lineage(manifest)
         edges += [e for e in dbt_edges if e.upstream in datasets and e.downstream in datasets]
 
-    sources = sorted(
-        {d.schema_name[len(prefix) + 4 :] for d in datasets.values() if d.kind == "raw"}
-    )
-    for edge in dlt_lineage(dlt_tables(settings, sources), prefix):
+    raw_sources: dict[str, list[DatasetInfo]] = {}
+    for dataset in datasets.values():
+        source = settings.raw_source(dataset.schema_name)
+        if dataset.kind == "raw" and source is not None:
+            raw_sources.setdefault(source, []).append(dataset)
+    loaded = dlt_table_info(settings, sorted(raw_sources))
+    for dlt_table in loaded:
+        raw = datasets.get(dataset_name(settings.raw_schema(dlt_table.source), dlt_table.table))
+        if raw is not None:
+            _describe_load(raw, dlt_table, origins.get(dlt_table.source))
+    for edge in dlt_lineage([(t.source, t.resource, t.table) for t in loaded], settings):
         if edge.downstream not in datasets:
             continue
         source, table = edge.upstream.split(".", 2)[1:]
+        origin = origins.get(source)
         datasets.setdefault(
             edge.upstream,
-            DatasetInfo(edge.upstream, "source", source, table, f"{table} in source {source}"),
+            DatasetInfo(
+                edge.upstream,
+                "source",
+                source,
+                table,
+                f"{table} in source {source}",
+                source_kind=origin.kind if origin else None,
+                origin=origin.origin_of(table) if origin else None,
+            ),
         )
         edges.append(edge)
+    for source, tables in raw_sources.items():
+        origin = origins.get(source)
+        for raw in tables:  # tables dlt does not describe (no local pipeline state)
+            if origin is not None and raw.source_kind is None:
+                raw.source_kind = origin.kind
+                raw.origin = origin.origin_of(raw.table_name)
     return list(datasets.values()), edges
+
+
+def describe(
+    dataset: DatasetInfo,
+    relation: DbtRelation | None,
+    settings: Settings,
+    declared: Mapping[str, SourceOrigin],
+) -> None:
+    """Fill in what dbt knows of a warehouse table (its kind first)."""
+    raw = is_raw_schema(settings, dataset.schema_name, declared)
+    if relation is not None and relation.kind is not None:
+        dataset.kind = relation.kind
+    elif raw or relation is not None:  # a table a dbt source() reads is a loaded table
+        dataset.kind = "raw"
+    else:
+        dataset.kind = kind_of(settings, dataset.schema_name)
+    dataset.materialization = dataset.relation_type
+    if relation is None:
+        return
+    dataset.dbt_unique_id = relation.unique_id
+    dataset.dbt_source = relation.dbt_source
+    dataset.description = relation.description
+    dataset.owner = relation.owner
+    dataset.tags = list(relation.tags)
+    dataset.materialization = relation.materialization or dataset.relation_type
+    dataset.raw_sql = relation.raw_sql
+    dataset.compiled_sql = relation.compiled_sql
+    dataset.last_built_at = relation.last_built_at
+    dataset.last_build_status = relation.last_build_status
+    dataset.test_results = relation.test_results
+    dataset.freshness_warn_after = relation.warn_after
+    dataset.freshness_error_after = relation.error_after
+    if relation.warn_after is not None or relation.error_after is not None:
+        loaded_at = relation.loaded_at_field
+        dataset.fresh_as_of = dataset.fresh_as_of if loaded_at else dataset.last_loaded_at
+    primary_key = relation.primary_key
+    for column in dataset.columns:
+        declared_column = relation.columns.get(column.name.lower())
+        if declared_column is not None:
+            column.description = declared_column.description
+            column.tests = sorted(declared_column.tests)
+        column.is_primary_key = (column.name.lower() in primary_key) if primary_key else None
+
+
+def _describe_load(dataset: DatasetInfo, table: DltTable, origin: SourceOrigin | None) -> None:
+    """A raw table: where dlt read it from, and the primary key dlt merges on."""
+    if origin is not None:
+        dataset.source_kind = origin.kind
+        dataset.origin = origin.origin_of(table.resource)
+    if table.primary_key and not any(c.is_primary_key for c in dataset.columns):
+        key = {name.lower() for name in table.primary_key}
+        for column in dataset.columns:
+            column.is_primary_key = column.name.lower() in key
+
+
+DATASET_FIELDS = (
+    "description",
+    "row_count",
+    "fqn",
+    "dbt_unique_id",
+    "dbt_source",
+    "owner",
+    "materialization",
+    "raw_sql",
+    "compiled_sql",
+    "size_bytes",
+    "source_kind",
+    "origin",
+    "last_loaded_at",
+    "last_built_at",
+    "last_build_status",
+    "freshness_warn_after",
+    "freshness_error_after",
+    "fresh_as_of",
+    "test_results",
+)
+"""Attributes copied as they are from a :class:`DatasetInfo` to its row."""
 
 
 def apply(session: Session, datasets: list[DatasetInfo], edges: list[Edge]) -> RefreshSummary:
@@ -94,8 +217,9 @@ def apply(session: Session, datasets: list[DatasetInfo], edges: list[Edge]) -> R
         row.kind = info.kind
         row.schema_name = info.schema_name
         row.table_name = info.table_name
-        row.description = info.description
-        row.row_count = info.row_count
+        for attribute in DATASET_FIELDS:
+            setattr(row, attribute, getattr(info, attribute))
+        row.tags = list(info.tags)
         row.updated_at = now
         _sync_columns(row, info)
         by_name[info.name] = row
@@ -125,17 +249,25 @@ def _sync_columns(row: Dataset, info: DatasetInfo) -> None:
         target.position = column.position
         target.is_nullable = column.is_nullable
         target.description = column.description
+        target.tests = list(column.tests)
+        target.is_primary_key = column.is_primary_key
         keep.append(target)
     row.columns = keep
 
 
-def refresh(settings: Settings, lock_wait: float = LOCK_WAIT_SECONDS) -> RefreshSummary:
+def refresh(
+    settings: Settings,
+    lock_wait: float = LOCK_WAIT_SECONDS,
+    origins: Mapping[str, SourceOrigin] | None = None,
+) -> RefreshSummary:
     """Rebuild the catalog in one transaction; readers see the old or the new state.
 
     Waits up to ``lock_wait`` seconds while another process writes the DuckDB file.
+    ``origins`` (declared source → :class:`SourceOrigin`) tells where raw tables came
+    from; callers that may import ``ingest`` build it from the declared sources.
     """
     started = time.perf_counter()
-    datasets, edges = wait_for_warehouse(settings, lambda: collect(settings), lock_wait)
+    datasets, edges = wait_for_warehouse(settings, lambda: collect(settings, origins), lock_wait)
     with session_scope(settings.metadata_url) as session:
         summary = apply(session, datasets, edges)
     invalidate(settings.redis_url, CACHE_NAMESPACE)

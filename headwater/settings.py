@@ -187,6 +187,16 @@ class Settings(BaseSettings):
         """The warehouse schema a declared source loads into."""
         return self.warehouse_schema(f"raw_{source}")
 
+    def raw_source(self, schema: str) -> str | None:
+        """The source whose raw schema ``schema`` is (the inverse of ``raw_schema``), or None.
+
+        Only the naming rule is checked: the answer need not be a declared source.
+        """
+        head = self.raw_schema("")
+        if schema.startswith(head) and len(schema) > len(head):
+            return schema[len(head) :]
+        return None
+
     def pipeline_name(self, source: str) -> str:
         """The dlt pipeline (and its state directory) of a declared source."""
         return f"headwater_{self.schema_prefix}{source}"

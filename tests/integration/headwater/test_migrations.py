@@ -22,7 +22,7 @@ from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0006"
+HEAD = "0007"
 MODELS = (
     api.users.models,
     api.auth.models,
@@ -77,3 +77,34 @@ def test_data_survives_a_repeated_upgrade(store_url: str) -> None:
     upgrade(store_url)
     with get_engine(store_url).connect() as connection:
         assert connection.execute(sa.text("select count(*) from datasets")).scalar_one() == 1
+
+
+def test_dataset_metadata_columns_keep_every_catalogued_row(store_url: str) -> None:
+    upgrade(store_url, "0006")
+    with get_engine(store_url).begin() as connection:
+        connection.execute(
+            sa.text(
+                "insert into datasets (id, name, kind, schema_name, table_name, description,"
+                " row_count, created_at, updated_at) values (7, 'marts.x', 'mart', 'marts', 'x',"
+                " 'kept', 42, current_timestamp, current_timestamp)"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "insert into dataset_columns (dataset_id, name, data_type, position, is_nullable,"
+                " description) values (7, 'id', 'bigint', 1, false, 'the key')"
+            )
+        )
+    upgrade(store_url, "0007")
+    with get_engine(store_url).connect() as connection:
+        row = connection.execute(
+            sa.text("select name, description, row_count, fqn, tags, test_results from datasets")
+        ).one()
+        assert tuple(row) == ("marts.x", "kept", 42, None, None, None)
+        column = connection.execute(
+            sa.text("select name, description, tests, is_primary_key from dataset_columns")
+        ).one()
+        assert tuple(column) == ("id", "the key", None, None)
+    downgrade(store_url, "0006")
+    with get_engine(store_url).connect() as connection:
+        assert connection.execute(sa.text("select count(*) from dataset_columns")).scalar() == 1
