@@ -327,9 +327,10 @@ def run_transform(settings: Settings, selector: str | None = None) -> None:
 
 def run_catalog(settings: Settings) -> None:
     from catalog.refresh import refresh
+    from orchestration.origins import source_origins
 
     with step("catalog refreshed"):
-        summary = refresh(settings)
+        summary = refresh(settings, origins=source_origins(settings))
     click.echo(
         f"  {summary.datasets} datasets, {summary.columns} columns, {summary.edges} lineage edges",
         err=True,
