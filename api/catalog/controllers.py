@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from api.auth.guards import requires_reader
 from api.cache import cached_json
 from api.catalog import services
-from api.catalog.schemas import DatasetOut
+from api.catalog.schemas import DatasetDetailOut, DatasetOut
 from api.db import Database
 from api.openapi import error_responses
 from api.routing import get
@@ -64,6 +64,8 @@ class CatalogController(Controller):
         operation_id="getDataset",
         guards=[requires_reader],
         summary="Get one dataset",
+        description="In full: raw and compiled SQL, origin, column tests and primary key, "
+        "the names of failing tests, the freshness expectation.",
         responses=error_responses(400, 401, 404, s404="No dataset with this id"),
     )
     async def get_dataset(
@@ -71,8 +73,8 @@ class CatalogController(Controller):
         request: Request[Any, Any, Any],
         database: Database,
         dataset_id: Annotated[int, bounded("Dataset id.")],
-    ) -> Response[DatasetOut]:
-        async def produce() -> DatasetOut:
+    ) -> Response[DatasetDetailOut]:
+        async def produce() -> DatasetDetailOut:
             return await database.run(lambda s: services.get_dataset(s, dataset_id))
 
         return await cached_json(request, CACHE_NAMESPACE, produce)

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, aliased, defer, selectinload
 
-from api.catalog.schemas import ColumnOut, DatasetOut
+from api.catalog.schemas import (
+    ColumnDetailOut,
+    ColumnOut,
+    DatasetDetailOut,
+    DatasetOut,
+    DbtTestCountsOut,
+    DbtTestResultsOut,
+    FreshnessOut,
+)
 from api.errors import NotFound
 from api.schemas import Page
 from catalog.models import Dataset, LineageEdge
-from headwater.db import as_utc
+from headwater.db import as_utc, utcnow
+
+HEAVY = (Dataset.raw_sql, Dataset.compiled_sql, Dataset.origin)
+"""Columns only the detail answer shows: never loaded for a list."""
 
 
 def _neighbours(
@@ -42,18 +55,57 @@ def _neighbours(
     return upstream, downstream
 
 
+def _common(
+    dataset: Dataset,
+    upstream: dict[int, list[str]],
+    downstream: dict[int, list[str]],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "kind": dataset.kind,
+        "schema_name": dataset.schema_name,
+        "table_name": dataset.table_name,
+        "fqn": dataset.fqn,
+        "description": dataset.description,
+        "owner": dataset.owner,
+        "tags": list(dataset.tags or []),
+        "materialization": dataset.materialization,
+        "dbt_source": dataset.dbt_source,
+        "source_kind": dataset.source_kind,
+        "row_count": dataset.row_count,
+        "size_bytes": dataset.size_bytes,
+        "last_loaded_at": as_utc(dataset.last_loaded_at),
+        "last_built_at": as_utc(dataset.last_built_at),
+        "freshness": dataset.freshness(now),
+        "updated_at": as_utc(dataset.updated_at),
+        "upstream": upstream.get(dataset.id, []),
+        "downstream": downstream.get(dataset.id, []),
+    }
+
+
+def _counts(results: dict[str, Any] | None) -> dict[str, int] | None:
+    if not results:
+        return None
+    return {
+        "passed": int(results.get("pass") or 0),
+        "failed": int(results.get("fail") or 0),
+        "warned": int(results.get("warn") or 0),
+        "errored": int(results.get("error") or 0),
+        "skipped": int(results.get("skipped") or 0),
+    }
+
+
 def _to_out(
-    dataset: Dataset, upstream: dict[int, list[str]], downstream: dict[int, list[str]]
+    dataset: Dataset,
+    upstream: dict[int, list[str]],
+    downstream: dict[int, list[str]],
+    now: datetime,
 ) -> DatasetOut:
+    counts = _counts(dataset.test_results)
     return DatasetOut(
-        id=dataset.id,
-        name=dataset.name,
-        kind=dataset.kind,
-        schema_name=dataset.schema_name,
-        table_name=dataset.table_name,
-        description=dataset.description,
-        row_count=dataset.row_count,
-        updated_at=as_utc(dataset.updated_at),
+        **_common(dataset, upstream, downstream, now),
         columns=[
             ColumnOut(
                 name=column.name,
@@ -64,8 +116,57 @@ def _to_out(
             )
             for column in dataset.columns
         ],
-        upstream=upstream.get(dataset.id, []),
-        downstream=downstream.get(dataset.id, []),
+        tests=DbtTestCountsOut(**counts) if counts is not None else None,
+    )
+
+
+def _to_detail(
+    dataset: Dataset,
+    upstream: dict[int, list[str]],
+    downstream: dict[int, list[str]],
+    now: datetime,
+) -> DatasetDetailOut:
+    results = dataset.test_results or {}
+    counts = _counts(results)
+    expected = dataset.freshness_warn_after is not None or dataset.freshness_error_after is not None
+    return DatasetDetailOut(
+        **_common(dataset, upstream, downstream, now),
+        columns=[
+            ColumnDetailOut(
+                name=column.name,
+                data_type=column.data_type,
+                position=column.position,
+                is_nullable=column.is_nullable,
+                description=column.description,
+                tests=list(column.tests or []),
+                is_primary_key=column.is_primary_key,
+            )
+            for column in dataset.columns
+        ],
+        tests=(
+            DbtTestResultsOut(
+                **counts,
+                failing=[str(name) for name in results.get("failing") or []],
+                warning=[str(name) for name in results.get("warning") or []],
+                ran_at=str(results["ran_at"]) if results.get("ran_at") else None,
+            )
+            if counts is not None
+            else None
+        ),
+        origin=dataset.origin,
+        dbt_unique_id=dataset.dbt_unique_id,
+        raw_sql=dataset.raw_sql,
+        compiled_sql=dataset.compiled_sql,
+        last_build_status=dataset.last_build_status,
+        freshness_expectation=(
+            FreshnessOut(
+                warn_after_seconds=dataset.freshness_warn_after,
+                error_after_seconds=dataset.freshness_error_after,
+                as_of=as_utc(dataset.fresh_as_of),
+            )
+            if expected
+            else None
+        ),
     )
 
 
@@ -101,22 +202,23 @@ def list_datasets(
     datasets = session.scalars(
         select(Dataset)
         .where(*conditions)
-        .options(selectinload(Dataset.columns))
+        .options(selectinload(Dataset.columns), *(defer(column) for column in HEAVY))
         .order_by(Dataset.name, Dataset.id)
         .limit(limit)
         .offset(offset)
     ).all()
     upstream, downstream = _neighbours(session, [d.id for d in datasets])
+    now = utcnow()
     return Page(
-        items=[_to_out(d, upstream, downstream) for d in datasets],
+        items=[_to_out(d, upstream, downstream, now) for d in datasets],
         total=total,
         limit=limit,
         offset=offset,
     )
 
 
-def get_dataset(session: Session, dataset_id: int) -> DatasetOut:
-    """One dataset.
+def get_dataset(session: Session, dataset_id: int) -> DatasetDetailOut:
+    """One dataset, with its SQL, origin, column tests and keys, and failing tests.
 
     Raises:
         NotFound: no dataset has this id.
@@ -127,4 +229,4 @@ def get_dataset(session: Session, dataset_id: int) -> DatasetOut:
     if dataset is None:
         raise NotFound(f"Dataset {dataset_id} not found")
     upstream, downstream = _neighbours(session, [dataset.id])
-    return _to_out(dataset, upstream, downstream)
+    return _to_detail(dataset, upstream, downstream, utcnow())

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
+
+from api.app import create_app
+from catalog.models import Dataset
+from headwater.db import session_scope, utcnow
+from tests.integration.api.conftest import VIEWER, seed_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +199,96 @@ def test_list_answers_are_cached_whatever_the_parameter_order(
     assert again.json() == first.json()
     assert other.headers["x-cache"] == "miss"
     assert len(other.json()["items"]) == 3
+
+
+def test_list_is_lean_and_one_dataset_is_told_in_full(settings: Any, login: Any) -> None:
+    """What a refresh recorded reaches the API: scalars and test counts in the list; SQL,
+    origin, column tests and keys, failing test names on the detail."""
+    dataset_ids = seed_metadata(settings.metadata_url)  # a store of its own: it writes
+    now = utcnow()
+    with session_scope(settings.metadata_url) as session:
+        revenue = session.get(Dataset, dataset_ids["marts.customer_revenue"])
+        assert revenue is not None
+        revenue.kind = "mart"
+        revenue.fqn = "warehouse.marts.customer_revenue"
+        revenue.owner = "finance@example.com"
+        revenue.tags = ["finance", "daily"]
+        revenue.materialization = "table"
+        revenue.raw_sql = "select * from {{ ref('stg_shop__orders') }}"
+        revenue.compiled_sql = 'select * from "warehouse"."staging"."stg_shop__orders"'
+        revenue.size_bytes = 8192
+        revenue.last_built_at = now - timedelta(minutes=5)
+        revenue.last_build_status = "success"
+        revenue.test_results = {
+            "pass": 3,
+            "fail": 1,
+            "warn": 1,
+            "error": 0,
+            "skipped": 0,
+            "failing": ["not_null_customer_revenue_revenue"],
+            "warning": ["unique_customer_revenue_first_order_at"],
+            "ran_at": "2026-01-02T10:00:00Z",
+        }
+        key, *others = revenue.columns
+        key.tests, key.is_primary_key = ["not_null", "unique"], True
+        for column in others:
+            column.tests, column.is_primary_key = [], False
+        orders = session.get(Dataset, dataset_ids["raw_shop.orders"])
+        assert orders is not None
+        orders.kind, orders.dbt_source = "raw", "shop.orders"
+        orders.source_kind, orders.origin = "database", "table orders of sqlite:///shop.db"
+        orders.last_loaded_at = orders.fresh_as_of = now - timedelta(hours=2)
+        orders.freshness_warn_after, orders.freshness_error_after = 3_600, 86_400
+
+    with TestClient(create_app(settings)) as client:
+        headers = login(client, VIEWER)
+        page = _list(client, headers)
+        items = {item["name"]: item for item in page["items"]}
+        listed = items["marts.customer_revenue"]
+        assert not {"rawSql", "compiledSql", "origin"} & listed.keys()
+        assert listed["fqn"] == "warehouse.marts.customer_revenue"
+        assert (listed["owner"], listed["tags"]) == ("finance@example.com", ["finance", "daily"])
+        assert (listed["materialization"], listed["sizeBytes"]) == ("table", 8192)
+        assert listed["tests"] == {
+            "passed": 3,
+            "failed": 1,
+            "warned": 1,
+            "errored": 0,
+            "skipped": 0,
+        }
+        assert listed["lastBuiltAt"].endswith("Z")
+        assert listed["freshness"] == "unknown"  # no expectation
+        assert "tests" not in listed["columns"][0]
+        raw = items["raw_shop.orders"]
+        assert (raw["kind"], raw["dbtSource"], raw["sourceKind"]) == (
+            "raw",
+            "shop.orders",
+            "database",
+        )
+        assert raw["freshness"] == "warn"  # two hours old, expected within one
+        assert raw["tests"] is None
+        assert items["seeds.country_codes"]["tags"] == []
+
+        detail = client.get(
+            f"/api/catalog/datasets/{dataset_ids['marts.customer_revenue']}", headers=headers
+        ).json()
+        assert detail["rawSql"] == "select * from {{ ref('stg_shop__orders') }}"
+        assert detail["compiledSql"].startswith('select * from "warehouse"')
+        assert detail["lastBuildStatus"] == "success"
+        assert detail["tests"]["failing"] == ["not_null_customer_revenue_revenue"]
+        assert detail["tests"]["warning"] == ["unique_customer_revenue_first_order_at"]
+        assert detail["tests"]["failed"] == 1
+        assert [(c["name"], c["tests"], c["isPrimaryKey"]) for c in detail["columns"]] == [
+            ("customer_id", ["not_null", "unique"], True),
+            ("revenue", [], False),
+            ("first_order_at", [], False),
+        ]
+        assert detail["freshnessExpectation"] is None
+        raw_detail = client.get(
+            f"/api/catalog/datasets/{dataset_ids['raw_shop.orders']}", headers=headers
+        ).json()
+        assert raw_detail["origin"] == "table orders of sqlite:///shop.db"
+        assert raw_detail["freshnessExpectation"]["warnAfterSeconds"] == 3_600
+        assert raw_detail["freshnessExpectation"]["errorAfterSeconds"] == 86_400
+        assert raw_detail["freshnessExpectation"]["asOf"].endswith("Z")
+        assert raw_detail["columns"][0]["isPrimaryKey"] is None  # no key known
