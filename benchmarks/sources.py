@@ -302,7 +302,8 @@ def run(rows: int, rss_rows: int | None) -> list[Figure]:
             drop = psycopg2.connect(dbname="test", **PG)
             drop.autocommit = True
             with drop.cursor() as cursor:
-                for schema in (f"{prefix}raw_b", f"{prefix}raw_b_staging"):
+                raw = warehouse.raw_schema("b")  # dlt adds its _staging twin
+                for schema in (raw, f"{raw}_staging"):
                     cursor.execute(f"drop schema if exists {schema} cascade")
             drop.close()
 
