@@ -24,6 +24,7 @@ from api.auth.middleware import Authenticator, bearer_auth
 from api.auth.passwords import HashingPool
 from api.auth.services import AuthService
 from api.catalog.controllers import CatalogController
+from api.catalog.lineage import LineageController
 from api.db import Database
 from api.docs import OPENAPI_PATH, assets_router, openapi_config, tighten_schema
 from api.errors import EXCEPTION_HANDLERS
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RunsController,
             DashboardController,
             CatalogController,
+            LineageController,
             AuditController,
             assets_router(),
         ],

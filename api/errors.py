@@ -24,6 +24,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from api.requests import request_id
 from api.schemas import ErrorBody, ErrorResponse
 from catalog.errors import CatalogError
+from catalog.graph import ColumnNotFound, DatasetNotFound
 from headwater.errors import HeadwaterError
 from ingest.errors import SourceNotFound, SpecError
 from ingest.store import DestinationInUse, ReadOnlySource, SourceExists, UnreadableSource
@@ -82,6 +83,8 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     InvalidInput: 400,
     SpecError: 400,
     CatalogError: 400,
+    DatasetNotFound: 404,
+    ColumnNotFound: 404,
     AuthenticationFailed: 401,
     PermissionDenied: 403,
     NotFound: 404,

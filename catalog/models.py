@@ -1,4 +1,4 @@
-"""Catalog tables: datasets, their columns and table-level lineage edges."""
+"""Catalog tables: datasets, their columns, table and column lineage, schema history."""
 
 from __future__ import annotations
 
@@ -100,3 +100,59 @@ class LineageEdge(Base):
         ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
     )
     origin: Mapped[str] = mapped_column(String(16))
+
+
+class ColumnLineage(Base):
+    """``upstream.upstream_column`` feeds ``downstream.downstream_column`` (None: a filter
+    edge, which shapes every column of ``downstream``), as ``kind`` (copy, rename,
+    transform, aggregate, filter)."""
+
+    __tablename__ = "column_lineage"
+    __table_args__ = (
+        Index("ix_column_lineage_downstream", "downstream_id", "downstream_column"),
+        Index("ix_column_lineage_upstream", "upstream_id", "upstream_column"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    downstream_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    downstream_column: Mapped[str | None] = mapped_column(String(255))
+    upstream_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    upstream_column: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class LineageAnalysis(Base):
+    """The last analysis of a model's compiled SQL: its key (a model whose SQL and
+    upstream schemas give the same key is not analysed again) and what stayed
+    unresolved (column or ``*`` → why)."""
+
+    __tablename__ = "lineage_analyses"
+
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    unresolved: Mapped[dict[str, str]] = mapped_column(JSON)
+    analysed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchemaEvent(Base):
+    """A change the catalog saw in a dataset's columns, with the downstream columns it
+    reaches (``impact``: ``[{"dataset", "column", "depth"}]``)."""
+
+    __tablename__ = "schema_events"
+    __table_args__ = (
+        Index("ix_schema_events_dataset_id", "dataset_id"),
+        Index("ix_schema_events_detected_at", "detected_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    dataset: Mapped[str] = mapped_column(String(512))
+    change: Mapped[str] = mapped_column(String(16))
+    column: Mapped[str | None] = mapped_column(String(255))
+    old_name: Mapped[str | None] = mapped_column(String(255))
+    old_type: Mapped[str | None] = mapped_column(String(255))
+    new_type: Mapped[str | None] = mapped_column(String(255))
+    impact: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.artifacts import DbtArtifacts, read_artifacts
+from catalog.columns import ModelAnalysis, ModelQuery, analyse, load_edges
 from catalog.extract import (
     DatasetInfo,
     DbtRelation,
@@ -27,7 +29,17 @@ from catalog.extract import (
     kind_of,
     warehouse_tables,
 )
-from catalog.models import Dataset, DatasetColumn, LineageEdge
+from catalog.graph import column_graph
+from catalog.history import DATASET_ADDED, DATASET_REMOVED, Change, Column, diff_columns
+from catalog.lineage import FILTER, ColumnEdge
+from catalog.models import (
+    ColumnLineage,
+    Dataset,
+    DatasetColumn,
+    LineageAnalysis,
+    LineageEdge,
+    SchemaEvent,
+)
 from catalog.origins import SourceOrigin
 from headwater.cache import invalidate
 from headwater.db import session_scope, utcnow
@@ -41,6 +53,11 @@ CACHE_NAMESPACE = "catalog"
 """The API's cached catalog responses, dropped after every refresh."""
 
 
+IMPACT_DEPTH = 10
+IMPACT_LIMIT = 500
+"""A schema change records at most this many downstream columns."""
+
+
 @dataclass(frozen=True)
 class RefreshSummary:
     datasets: int
@@ -48,6 +65,76 @@ class RefreshSummary:
     edges: int
     removed: int
     seconds: float
+    column_edges: int = 0
+    """Column edges written by this refresh (those of unchanged models stay)."""
+    analysed: int = 0
+    """Models whose SQL or upstream schema changed, analysed again."""
+    unresolved: int = 0
+    """Models with columns whose lineage is incomplete (each says why)."""
+    schema_changes: int = 0
+
+
+@dataclass
+class ColumnLineageUpdate:
+    """What a refresh changes in the column lineage."""
+
+    models: set[str] = field(default_factory=set)
+    """Every model the catalog holds now."""
+    analyses: dict[str, ModelAnalysis] = field(default_factory=dict)
+    """The models analysed again (the others keep their edges)."""
+    loads: list[tuple[str, ColumnEdge]] = field(default_factory=list)
+    """``(raw table, edge)``: source column → raw column, rewritten every time."""
+
+
+def column_lineage(
+    settings: Settings,
+    datasets: list[DatasetInfo],
+    edges: list[Edge],
+    previous: Mapping[str, str],
+) -> ColumnLineageUpdate:
+    """Analyse the models whose compiled SQL or upstream schema changed since
+    ``previous`` (dataset → fingerprint), and the loads' column edges.
+
+    A source dataset gets the columns of the raw table it was loaded into."""
+    tables = {d.name: {c.name: c.data_type for c in d.columns} for d in datasets}
+    upstream: dict[str, list[str]] = defaultdict(list)
+    for edge in edges:
+        if edge.origin == "dbt":
+            upstream[edge.downstream].append(edge.upstream)
+    models = [
+        ModelQuery(d.name, d.compiled_sql, tuple(sorted(upstream.get(d.name, []))))
+        for d in datasets
+        if (d.dbt_unique_id or "").startswith("model.")
+    ]
+    dialect = "duckdb" if settings.warehouse == "duckdb" else "postgres"
+    update = ColumnLineageUpdate(
+        models={m.dataset for m in models}, analyses=analyse(models, tables, dialect, previous)
+    )
+    by_name = {d.name: d for d in datasets}
+    loads = [(e.upstream, e.downstream) for e in edges if e.origin == "dlt"]
+    update.loads = load_edges(loads, tables)
+    for raw, column_edge in update.loads:
+        source = by_name.get(column_edge.upstream)
+        if (
+            source is not None
+            and source.kind == "source"
+            and all(c.name != column_edge.upstream_column for c in source.columns)
+        ):
+            column = next(c for c in by_name[raw].columns if c.name == column_edge.column)
+            source.columns.append(
+                replace(column, name=column_edge.upstream_column, position=len(source.columns) + 1)
+            )
+    return update
+
+
+def previous_fingerprints(session: Session) -> dict[str, str]:
+    return dict(
+        session.execute(
+            select(Dataset.name, LineageAnalysis.fingerprint).join(
+                LineageAnalysis, LineageAnalysis.dataset_id == Dataset.id
+            )
+        ).all()
+    )
 
 
 def collect(
@@ -196,12 +283,20 @@ DATASET_FIELDS = (
 """Attributes copied as they are from a :class:`DatasetInfo` to its row."""
 
 
-def apply(session: Session, datasets: list[DatasetInfo], edges: list[Edge]) -> RefreshSummary:
-    """Make the catalog tables hold exactly ``datasets`` and ``edges``."""
+def apply(
+    session: Session,
+    datasets: list[DatasetInfo],
+    edges: list[Edge],
+    lineage: ColumnLineageUpdate | None = None,
+) -> RefreshSummary:
+    """Make the catalog tables hold exactly ``datasets`` and ``edges``, apply ``lineage``
+    and record each schema change since the last refresh."""
     started = time.perf_counter()
     existing = {
         d.name: d for d in session.scalars(select(Dataset).options(selectinload(Dataset.columns)))
     }
+    # Before anything changes: the impact of a change is read from the lineage as it was.
+    events = _schema_events(session, existing, datasets) if existing else []
     wanted = {d.name for d in datasets}
     removed = [d for name, d in existing.items() if name not in wanted]
     for dataset in removed:
@@ -231,13 +326,148 @@ def apply(session: Session, datasets: list[DatasetInfo], edges: list[Edge]) -> R
         LineageEdge(upstream_id=by_name[up].id, downstream_id=by_name[down].id, origin=edge.origin)
         for (up, down), edge in unique.items()
     )
+    written = _apply_column_lineage(session, by_name, lineage) if lineage else 0
+    for event in events:
+        row = by_name.get(event.dataset)
+        event.dataset_id = row.id if row is not None else None
+    session.add_all(events)
+    analyses = lineage.analyses.values() if lineage else ()
     return RefreshSummary(
         datasets=len(datasets),
         columns=sum(len(d.columns) for d in datasets),
         edges=len(unique),
         removed=len(removed),
         seconds=time.perf_counter() - started,
+        column_edges=written,
+        analysed=len(lineage.analyses) if lineage else 0,
+        unresolved=sum(bool(a.lineage.unresolved) for a in analyses),
+        schema_changes=len(events),
     )
+
+
+def _apply_column_lineage(
+    session: Session, by_name: Mapping[str, Dataset], update: ColumnLineageUpdate
+) -> int:
+    """Replace the edges of the models analysed again and of every load; keep the rest.
+    Returns the number of edges written."""
+    ids = {name: row.id for name, row in by_name.items()}
+    folded = {name.lower(): row_id for name, row_id in ids.items()}
+    stale = [
+        dataset_id
+        for dataset_id, name in session.execute(
+            select(LineageAnalysis.dataset_id, Dataset.name).join(
+                Dataset, Dataset.id == LineageAnalysis.dataset_id
+            )
+        )
+        if name not in update.models
+    ]
+    redo = [ids[name] for name in update.analyses] + stale
+    raws = sorted({ids[raw] for raw, _ in update.loads if raw in ids})
+    for chunk in _chunks(redo + raws):
+        session.execute(delete(ColumnLineage).where(ColumnLineage.downstream_id.in_(chunk)))
+    for chunk in _chunks(redo):
+        session.execute(delete(LineageAnalysis).where(LineageAnalysis.dataset_id.in_(chunk)))
+
+    rows: list[dict[str, object]] = []
+    now = utcnow()
+    analyses = []
+    for name, analysis in update.analyses.items():
+        unresolved = dict(analysis.lineage.unresolved)
+        for edge in analysis.lineage.edges:
+            upstream = ids.get(edge.upstream) or folded.get(edge.upstream.lower())
+            if upstream is None:
+                unresolved.setdefault(
+                    edge.column or "*", f"reads {edge.upstream}, which the catalog does not hold"
+                )
+                continue
+            rows.append(_edge_row(ids[name], upstream, edge))
+        analyses.append(
+            {
+                "dataset_id": ids[name],
+                "fingerprint": analysis.fingerprint,
+                "unresolved": unresolved,
+                "analysed_at": now,
+            }
+        )
+    for raw, edge in update.loads:
+        if raw in ids and edge.upstream in ids:
+            rows.append(_edge_row(ids[raw], ids[edge.upstream], edge))
+    if rows:
+        session.execute(insert(ColumnLineage), rows)
+    if analyses:
+        session.execute(insert(LineageAnalysis), analyses)
+    return len(rows)
+
+
+def _edge_row(downstream: int, upstream: int, edge: ColumnEdge) -> dict[str, object]:
+    return {
+        "downstream_id": downstream,
+        "downstream_column": None if edge.kind == FILTER else edge.column,
+        "upstream_id": upstream,
+        "upstream_column": edge.upstream_column,
+        "kind": edge.kind,
+    }
+
+
+def _schema_events(
+    session: Session, existing: Mapping[str, Dataset], datasets: list[DatasetInfo]
+) -> list[SchemaEvent]:
+    """One event per column change, dataset added or removed, each with its impact."""
+    events: list[SchemaEvent] = []
+    now = utcnow()
+    wanted = {d.name for d in datasets}
+    for info in datasets:
+        row = existing.get(info.name)
+        if row is None:
+            events.append(SchemaEvent(dataset=info.name, change=DATASET_ADDED, impact=[]))
+            continue
+        old = [Column(c.name, c.data_type, c.position) for c in row.columns]
+        new = [Column(c.name, c.data_type, c.position) for c in info.columns]
+        for change in diff_columns(old, new):
+            events.append(_event(session, row, change))
+    for name, row in existing.items():
+        if name not in wanted:
+            events.append(_event(session, row, Change(DATASET_REMOVED)))
+    for event in events:
+        event.detected_at = now
+    return events
+
+
+def _event(session: Session, row: Dataset, change: Change) -> SchemaEvent:
+    impact: list[dict[str, Any]] = []
+    if change.change != "added":
+        # What read the column (or the dataset) until now.
+        column = change.old_name or change.column
+        if change.change == DATASET_REMOVED or any(c.name == column for c in row.columns):
+            graph = column_graph(
+                session,
+                row,
+                None if change.change == DATASET_REMOVED else column,
+                "down",
+                IMPACT_DEPTH,
+            )
+            names = {n.id: n.name for n in graph.nodes}
+            best: dict[tuple[str, str | None], int] = {}
+            for link in graph.columns:
+                key = (names.get(link.downstream_id, "?"), link.downstream_column)
+                best[key] = min(best.get(key, link.depth), link.depth)
+            impact = [
+                {"dataset": dataset, "column": col, "depth": depth}
+                for (dataset, col), depth in sorted(best.items(), key=lambda i: (i[1], i[0][0]))
+            ][:IMPACT_LIMIT]
+    return SchemaEvent(
+        dataset=row.name,
+        change=change.change,
+        column=change.column,
+        old_name=change.old_name,
+        old_type=change.old_type,
+        new_type=change.new_type,
+        impact=impact,
+    )
+
+
+def _chunks(items: list[int], size: int = 500) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _sync_columns(row: Dataset, info: DatasetInfo) -> None:
@@ -269,6 +499,7 @@ def refresh(
     started = time.perf_counter()
     datasets, edges = wait_for_warehouse(settings, lambda: collect(settings, origins), lock_wait)
     with session_scope(settings.metadata_url) as session:
-        summary = apply(session, datasets, edges)
+        lineage = column_lineage(settings, datasets, edges, previous_fingerprints(session))
+        summary = apply(session, datasets, edges, lineage)
     invalidate(settings.redis_url, CACHE_NAMESPACE)
     return replace(summary, seconds=time.perf_counter() - started)

@@ -332,7 +332,10 @@ def run_catalog(settings: Settings) -> None:
     with step("catalog refreshed"):
         summary = refresh(settings, origins=source_origins(settings))
     click.echo(
-        f"  {summary.datasets} datasets, {summary.columns} columns, {summary.edges} lineage edges",
+        f"  {summary.datasets} datasets, {summary.columns} columns, {summary.edges} table "
+        f"edges, {summary.column_edges} column edges written ({summary.analysed} models "
+        f"analysed, {summary.unresolved} with unresolved columns), "
+        f"{summary.schema_changes} schema changes",
         err=True,
     )
 
@@ -621,6 +624,118 @@ def catalog() -> None:
 def catalog_refresh() -> None:
     """Rebuild the catalog from the warehouse, dbt and dlt."""
     run_catalog(_settings())
+
+
+@main.command()
+@click.argument("target", metavar="DATASET[.COLUMN]")
+@click.option("--up", "direction", flag_value="up", help="Where it comes from.")
+@click.option(
+    "--down", "direction", flag_value="down", default=True, help="What it feeds (the default)."
+)
+@click.option("--depth", type=click.IntRange(1, 50), default=5, show_default=True)
+@click.option(
+    "--filters/--no-filters",
+    default=None,
+    help="Include the columns that decide which rows arrive (join keys, where, group by). "
+    "Default: with --down (a change to them changes the rows), not with --up.",
+)
+@handle_errors
+def lineage(target: str, direction: str, depth: int, filters: bool | None) -> None:
+    """Print the lineage of a dataset, or of one of its columns, as a tree.
+
+    DATASET is ``schema.table`` as the catalog names it (a bare table name when only
+    one schema has it); COLUMN, after a last dot, follows that column. Each step
+    says how: copy, rename, transform, aggregate or filter.
+    """
+    from rich.console import Console
+
+    from catalog.graph import column_graph, resolve, table_graph
+    from headwater.db import session_scope
+
+    settings = _settings()
+    _migrated(settings)
+    with session_scope(settings.metadata_url) as session:
+        dataset, column = resolve(session, target)
+        if column is None:
+            graph = table_graph(session, dataset, direction, depth)  # type: ignore[arg-type]
+        else:
+            graph = column_graph(
+                session,
+                dataset,
+                column,
+                direction,  # type: ignore[arg-type]
+                depth,
+                filters=direction == "down" if filters is None else filters,
+            )
+    Console().print(lineage_tree(graph), crop=False, overflow="ignore")
+
+
+def lineage_tree(graph: Any) -> Any:
+    """A rich Tree of ``graph``; a part reached twice is printed once."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    names = {node.id: node.name for node in graph.nodes}
+    up = graph.direction == "up"
+    children: dict[tuple[int, str | None], list[tuple[str, int, str | None]]] = {}
+    if graph.column is None and not graph.columns:
+        for edge in graph.tables:
+            parent, child = (
+                (edge.downstream_id, edge.upstream_id)
+                if up
+                else (edge.upstream_id, edge.downstream_id)
+            )
+            children.setdefault((parent, None), []).append((edge.origin, child, None))
+    for link in graph.columns:
+        parent = (
+            (link.downstream_id, link.downstream_column)
+            if up
+            else (link.upstream_id, link.upstream_column)
+        )
+        child = (
+            (link.upstream_id, link.upstream_column)
+            if up
+            else (link.downstream_id, link.downstream_column)
+        )
+        children.setdefault(parent, []).append((link.kind, child[0], child[1]))
+
+    def kids(key: tuple[int, str | None]) -> set[tuple[str, int, str | None]]:
+        dataset_id, column = key
+        if column is None:  # the whole dataset: whatever any of its columns reaches
+            return {c for k, cs in children.items() if k[0] == dataset_id for c in cs}
+        found = set(children.get(key, []))
+        if up:  # the filters that shape every column of the dataset
+            found |= set(children.get((dataset_id, None), []))
+        return found
+
+    def label(dataset_id: int, column: str | None) -> str:
+        name = escape(names.get(dataset_id, str(dataset_id)))
+        return f"[bold]{name}[/]" + (f".{escape(column)}" if column else "")
+
+    root_key = (graph.root.id, graph.column)
+    tree = Tree(label(*root_key))
+    shown: set[tuple[int, str | None]] = {root_key}
+
+    def grow(branch: Any, key: tuple[int, str | None]) -> None:
+        for kind, dataset_id, column in sorted(
+            kids(key), key=lambda c: (names.get(c[1], ""), c[2] or "", c[0])
+        ):
+            child = (dataset_id, column)
+            text = f"[dim]{kind}[/] {label(dataset_id, column)}"
+            if child in shown:
+                branch.add(text + " [dim](above)[/]")
+                continue
+            shown.add(child)
+            grow(branch.add(text), child)
+
+    grow(tree, root_key)
+    for dataset_id, notes in sorted(graph.unresolved.items()):
+        for column, reason in sorted(notes.items()):
+            where = names.get(dataset_id, str(dataset_id))
+            tree.add(f"[yellow]unresolved[/] {escape(where)}.{escape(column)}: {escape(reason)}")
+    if graph.truncated:
+        tree.add(f"[dim]… more beyond depth {graph.depth} (--depth)[/]")
+    return tree
 
 
 @main.command()

@@ -185,6 +185,14 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         SHARED: row(anonymous=401, viewer=200, user=200, admin=200),
         MISSING: row(anonymous=401, viewer=404, user=404, admin=404),
     },
+    ("GET", "/api/catalog/datasets/{dataset_id:int}/lineage"): {
+        SHARED: row(anonymous=401, viewer=200, user=200, admin=200),
+        MISSING: row(anonymous=401, viewer=404, user=404, admin=404),
+    },
+    ("GET", "/api/catalog/datasets/{dataset_id:int}/impact"): {
+        SHARED: row(anonymous=401, viewer=200, user=200, admin=200),
+        MISSING: row(anonymous=401, viewer=404, user=404, admin=404),
+    },
     ("GET", "/api/audit-log"): {NONE: row(anonymous=401, viewer=403, user=403, admin=200)},
     ("GET", "/api/sources"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("POST", "/api/sources"): {NONE: row(anonymous=401, viewer=403, user=403, admin=201)},

@@ -70,6 +70,8 @@ OPERATIONS = [
     "POST /api/users/{user_id}/password",
     "GET /api/catalog/datasets",
     "GET /api/catalog/datasets/{dataset_id}",
+    "GET /api/catalog/datasets/{dataset_id}/lineage",
+    "GET /api/catalog/datasets/{dataset_id}/impact",
     "GET /api/audit-log",
     "GET /api/sources",
     "POST /api/sources",

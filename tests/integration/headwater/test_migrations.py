@@ -22,7 +22,7 @@ from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0007"
+HEAD = "0008"
 MODELS = (
     api.users.models,
     api.auth.models,

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from api.auth.schemas import LoginRequest, LoginResponse, TokenUser
-from api.catalog.schemas import ColumnOut, DatasetOut
+from api.catalog.schemas import ColumnOut, DatasetOut, DbtTestCountsOut
 from api.health.schemas import CheckResult, WarehouseCheck
 from api.schemas import ErrorBody, ErrorResponse, Page
 
@@ -51,8 +51,18 @@ def test_dataset_page_is_camel_case_throughout() -> None:
         kind="model",
         schema_name="marts",
         table_name="orders",
+        fqn="warehouse.marts.orders",
         description=None,
+        owner="finance",
+        tags=["daily"],
+        materialization="table",
+        dbt_source=None,
+        source_kind=None,
         row_count=10,
+        size_bytes=None,
+        last_loaded_at=None,
+        last_built_at=datetime(2026, 1, 2, 3, 0, 0, tzinfo=UTC),
+        freshness="unknown",
         updated_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         columns=[
             ColumnOut(
@@ -61,6 +71,7 @@ def test_dataset_page_is_camel_case_throughout() -> None:
         ],
         upstream=["staging.stg_orders"],
         downstream=[],
+        tests=DbtTestCountsOut(passed=2, failed=0, warned=0, errored=0, skipped=0),
     )
     wire = msgspec.to_builtins(Page(items=[dataset], total=1, limit=50, offset=0))
     assert set(wire) == {"items", "total", "limit", "offset"}
@@ -71,13 +82,26 @@ def test_dataset_page_is_camel_case_throughout() -> None:
         "kind",
         "schemaName",
         "tableName",
+        "fqn",
         "description",
+        "owner",
+        "tags",
+        "materialization",
+        "dbtSource",
+        "sourceKind",
         "rowCount",
+        "sizeBytes",
+        "lastLoadedAt",
+        "lastBuiltAt",
+        "freshness",
         "updatedAt",
         "columns",
         "upstream",
         "downstream",
+        "tests",
     }
+    assert item["lastBuiltAt"] == "2026-01-02T03:00:00Z"
+    assert item["tests"] == {"passed": 2, "failed": 0, "warned": 0, "errored": 0, "skipped": 0}
     assert item["updatedAt"] == "2026-01-02T03:04:05Z"
     assert set(item["columns"][0]) == {
         "name",

@@ -1,0 +1,275 @@
+"""Walk the stored lineage: table and column graphs up or down, and impact analysis.
+
+One query per level of depth, whatever the size of the catalog; the API and the
+command line share these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
+
+from catalog.errors import CatalogError
+from catalog.lineage import FILTER
+from catalog.models import ColumnLineage, Dataset, LineageAnalysis, LineageEdge
+
+T = TypeVar("T")
+Direction = Literal["up", "down"]
+MAX_DEPTH = 50
+_CHUNK = 400
+"""Frontier items per query (SQLite binds at most 32,766 values; PostgreSQL 65,535)."""
+
+
+class DatasetNotFound(CatalogError):
+    """No dataset has this id or name."""
+
+
+class ColumnNotFound(CatalogError):
+    """The dataset has no such column."""
+
+
+@dataclass(frozen=True)
+class Node:
+    id: int
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class TableEdge:
+    upstream_id: int
+    downstream_id: int
+    origin: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class ColumnLink:
+    upstream_id: int
+    upstream_column: str
+    downstream_id: int
+    downstream_column: str | None
+    """None: a ``filter`` edge, which shapes every column of the downstream dataset."""
+    kind: str
+    depth: int
+
+
+@dataclass
+class Graph:
+    root: Node
+    column: str | None
+    direction: Direction
+    depth: int
+    nodes: list[Node] = field(default_factory=list)
+    tables: list[TableEdge] = field(default_factory=list)
+    columns: list[ColumnLink] = field(default_factory=list)
+    unresolved: dict[int, dict[str, str]] = field(default_factory=dict)
+    """Dataset id → {column or ``*``: why its lineage is incomplete}, for the datasets
+    reached."""
+    truncated: bool = False
+    """More lies beyond ``depth``."""
+
+
+def find_dataset(session: Session, ref: int | str) -> Dataset:
+    """A dataset by id or by name (``schema.table``, or a bare table name when unique).
+
+    Raises:
+        DatasetNotFound: no such dataset, or a bare name several schemas share.
+    """
+    if isinstance(ref, int):
+        found = session.get(Dataset, ref)
+        if found is None:
+            raise DatasetNotFound(f"no dataset {ref}")
+        return found
+    found = session.scalar(select(Dataset).where(Dataset.name == ref))
+    if found is not None:
+        return found
+    matches = list(session.scalars(select(Dataset).where(Dataset.table_name == ref).limit(5)))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(sorted(m.name for m in matches))
+        raise DatasetNotFound(f"{ref!r} is ambiguous: {names}", hint="name it with its schema")
+    raise DatasetNotFound(
+        f"no dataset named {ref!r}", hint="`headwater catalog refresh` after a load or a build"
+    )
+
+
+def table_graph(session: Session, root: Dataset, direction: Direction, depth: int) -> Graph:
+    """Datasets ``depth`` table-level steps up or down from ``root``."""
+    depth = _bounded(depth)
+    graph = Graph(_node(root), None, direction, depth)
+    near = LineageEdge.downstream_id if direction == "up" else LineageEdge.upstream_id
+    seen = {root.id}
+    frontier = {root.id}
+    for level in range(1, depth + 2):
+        if not frontier:
+            break
+        rows = [
+            row
+            for chunk in _chunks(sorted(frontier))
+            for row in session.execute(
+                select(LineageEdge.upstream_id, LineageEdge.downstream_id, LineageEdge.origin)
+                .where(near.in_(chunk))
+                .order_by(LineageEdge.upstream_id, LineageEdge.downstream_id)
+            )
+        ]
+        if level > depth:
+            graph.truncated = bool(rows)
+            break
+        frontier = set()
+        for upstream_id, downstream_id, origin in rows:
+            graph.tables.append(TableEdge(upstream_id, downstream_id, origin, level))
+            reached = upstream_id if direction == "up" else downstream_id
+            if reached not in seen:
+                seen.add(reached)
+                frontier.add(reached)
+    _finish(session, graph, seen)
+    return graph
+
+
+def column_graph(
+    session: Session,
+    root: Dataset,
+    column: str | None,
+    direction: Direction,
+    depth: int,
+    *,
+    filters: bool = True,
+) -> Graph:
+    """Column edges ``depth`` steps up (where it comes from) or down (what it feeds,
+    the impact) from ``root.column``, or from every column of ``root``.
+
+    Going down, a column that filters a dataset's rows reaches every column of it.
+    ``filters=False`` follows values only (copy, rename, transform, aggregate).
+
+    Raises:
+        ColumnNotFound: ``column`` is not a column of ``root``.
+    """
+    depth = _bounded(depth)
+    if column is not None:
+        column = _column_of(root, column)
+    graph = Graph(_node(root), column, direction, depth)
+    # A frontier item is (dataset, column); column None stands for every column.
+    frontier: set[tuple[int, str | None]] = {(root.id, column)}
+    seen = set(frontier)
+    datasets = {root.id}
+    for level in range(1, depth + 2):
+        if not frontier:
+            break
+        rows = list(_column_step(session, frontier, direction, filters))
+        if level > depth:
+            graph.truncated = bool(rows)
+            break
+        frontier = set()
+        for edge in rows:
+            up_id, up_column, down_id, down_column, kind = edge
+            graph.columns.append(ColumnLink(up_id, up_column, down_id, down_column, kind, level))
+            reached: tuple[int, str | None] = (
+                (up_id, up_column) if direction == "up" else (down_id, down_column)
+            )
+            datasets.add(reached[0])
+            if reached not in seen and (reached[0], None) not in seen:
+                seen.add(reached)
+                frontier.add(reached)
+    _finish(session, graph, datasets)
+    return graph
+
+
+def _column_step(
+    session: Session, frontier: set[tuple[int, str | None]], direction: Direction, filters: bool
+) -> Iterable[tuple[int, str, int, str | None, str]]:
+    whole = sorted(d for d, c in frontier if c is None)
+    named = sorted((d, c) for d, c in frontier if c is not None and (d, None) not in frontier)
+    fields = (
+        ColumnLineage.upstream_id,
+        ColumnLineage.upstream_column,
+        ColumnLineage.downstream_id,
+        ColumnLineage.downstream_column,
+        ColumnLineage.kind,
+    )
+    order = (ColumnLineage.downstream_id, ColumnLineage.downstream_column, ColumnLineage.id)
+    if direction == "up":
+        dataset_of, column_of = ColumnLineage.downstream_id, ColumnLineage.downstream_column
+    else:
+        dataset_of, column_of = ColumnLineage.upstream_id, ColumnLineage.upstream_column
+    values_only = [] if filters else [ColumnLineage.kind != FILTER]
+    for chunk in _chunks(whole):
+        query = select(*fields).where(dataset_of.in_(chunk), *values_only)
+        yield from session.execute(query.order_by(*order))
+    for pairs in _chunks(named):
+        conditions: list[ColumnElement[bool]] = [
+            and_(dataset_of == d, column_of == c) for d, c in pairs
+        ]
+        if direction == "up" and filters:
+            # A dataset's filter edges shape each of its columns.
+            ids = sorted({d for d, _ in pairs})
+            conditions.append(and_(dataset_of.in_(ids), column_of.is_(None)))
+        query = select(*fields).where(or_(*conditions), *values_only)
+        yield from session.execute(query.order_by(*order))
+
+
+def _finish(session: Session, graph: Graph, ids: set[int]) -> None:
+    found = {
+        d.id: d
+        for chunk in _chunks(sorted(ids))
+        for d in session.scalars(select(Dataset).where(Dataset.id.in_(chunk)))
+    }
+    graph.nodes = sorted((_node(d) for d in found.values()), key=lambda n: n.name)
+    for chunk in _chunks(sorted(ids)):
+        for analysis in session.scalars(
+            select(LineageAnalysis).where(LineageAnalysis.dataset_id.in_(chunk))
+        ):
+            if analysis.unresolved:
+                graph.unresolved[analysis.dataset_id] = dict(analysis.unresolved)
+
+
+def _column_of(dataset: Dataset, column: str) -> str:
+    names = {c.name for c in dataset.columns}
+    if column in names:
+        return column
+    folded = {n.lower(): n for n in names}
+    if column.lower() in folded:
+        return folded[column.lower()]
+    raise ColumnNotFound(
+        f"{dataset.name} has no column {column!r}",
+        hint="its columns: " + ", ".join(sorted(names)[:30]),
+    )
+
+
+def _bounded(depth: int) -> int:
+    return max(1, min(depth, MAX_DEPTH))
+
+
+def _node(dataset: Dataset) -> Node:
+    return Node(dataset.id, dataset.name, dataset.kind)
+
+
+def _chunks(items: list[T]) -> Iterable[list[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def resolve(session: Session, target: str) -> tuple[Dataset, str | None]:
+    """``DATASET`` or ``DATASET.COLUMN`` (the column after the last dot) to the dataset
+    and the column (None for the whole dataset).
+
+    Raises:
+        DatasetNotFound: neither reading names a dataset.
+        ColumnNotFound: the dataset has no such column.
+    """
+    try:
+        return find_dataset(session, target), None
+    except DatasetNotFound as whole:
+        name, dot, column = target.rpartition(".")
+        if not dot or not name:
+            raise
+        try:
+            dataset = find_dataset(session, name)
+        except DatasetNotFound:
+            raise whole from None
+        return dataset, _column_of(dataset, column)
