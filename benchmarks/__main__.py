@@ -4,6 +4,7 @@
     uv run python -m benchmarks --scale 20 --repeat 3
     uv run python -m benchmarks --no-api        # skip the API benchmark (benchmarks/api.py)
     uv run python -m benchmarks --no-jobs       # skip jobs via a real Dagster (benchmarks/jobs.py)
+    uv run python -m benchmarks --no-lineage    # skip column lineage (benchmarks/lineage.py)
     uv run python -m benchmarks --source-rows 200000   # smaller source tables (default 2M)
 
 Each figure is the best of ``--repeat`` runs, each on a fresh warehouse, ours
@@ -122,6 +123,12 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also time jobs through the API and a real Dagster (benchmarks/jobs.py)",
+    )
+    parser.add_argument(
+        "--lineage",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time column lineage of 1,000 generated models (benchmarks/lineage.py)",
     )
     parser.add_argument(
         "--api",
@@ -247,6 +254,10 @@ def main() -> None:
         from benchmarks.jobs import run as run_jobs
 
         print_jobs(run_jobs(5, 1000), console)
+    if args.lineage:
+        from benchmarks.lineage import report as lineage_report
+
+        lineage_report(console)
     if args.api:
         from benchmarks.api import run_api_benchmark
         from benchmarks.tokens import run_login_timing, run_token_benchmark

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError
@@ -183,8 +183,9 @@ def column_graph(
 def _column_step(
     session: Session, frontier: set[tuple[int, str | None]], direction: Direction, filters: bool
 ) -> Iterable[tuple[int, str, int, str | None, str]]:
-    whole = sorted(d for d, c in frontier if c is None)
-    named = sorted((d, c) for d, c in frontier if c is not None and (d, None) not in frontier)
+    """The edges leaving ``frontier`` one step ``direction``: every edge of the frontier's
+    datasets is read (one indexed ``IN`` per chunk), then kept when its column is in the
+    frontier (a dataset-wide item keeps them all)."""
     fields = (
         ColumnLineage.upstream_id,
         ColumnLineage.upstream_column,
@@ -194,38 +195,41 @@ def _column_step(
     )
     order = (ColumnLineage.downstream_id, ColumnLineage.downstream_column, ColumnLineage.id)
     if direction == "up":
-        dataset_of, column_of = ColumnLineage.downstream_id, ColumnLineage.downstream_column
+        dataset_of, near = ColumnLineage.downstream_id, (2, 3)
     else:
-        dataset_of, column_of = ColumnLineage.upstream_id, ColumnLineage.upstream_column
+        dataset_of, near = ColumnLineage.upstream_id, (0, 1)
     values_only = [] if filters else [ColumnLineage.kind != FILTER]
-    for chunk in _chunks(whole):
-        query = select(*fields).where(dataset_of.in_(chunk), *values_only)
-        yield from session.execute(query.order_by(*order))
-    for pairs in _chunks(named):
-        conditions: list[ColumnElement[bool]] = [
-            and_(dataset_of == d, column_of == c) for d, c in pairs
-        ]
-        if direction == "up" and filters:
-            # A dataset's filter edges shape each of its columns.
-            ids = sorted({d for d, _ in pairs})
-            conditions.append(and_(dataset_of.in_(ids), column_of.is_(None)))
-        query = select(*fields).where(or_(*conditions), *values_only)
-        yield from session.execute(query.order_by(*order))
+    for chunk in _chunks(sorted({dataset for dataset, _ in frontier})):
+        query = select(*fields).where(dataset_of.in_(chunk), *values_only).order_by(*order)
+        for row in session.execute(query):
+            dataset, column = row[near[0]], row[near[1]]
+            if (
+                (dataset, None) in frontier
+                or (dataset, column) in frontier
+                # Going up, a dataset's filter edges shape each of its columns.
+                or (column is None and direction == "up")
+            ):
+                yield tuple(row)  # type: ignore[misc]
 
 
 def _finish(session: Session, graph: Graph, ids: set[int]) -> None:
-    found = {
-        d.id: d
+    """Name the datasets reached and add their unresolved notes (plain rows, no objects)."""
+    nodes = [
+        Node(*row)
         for chunk in _chunks(sorted(ids))
-        for d in session.scalars(select(Dataset).where(Dataset.id.in_(chunk)))
-    }
-    graph.nodes = sorted((_node(d) for d in found.values()), key=lambda n: n.name)
+        for row in session.execute(
+            select(Dataset.id, Dataset.name, Dataset.kind).where(Dataset.id.in_(chunk))
+        )
+    ]
+    graph.nodes = sorted(nodes, key=lambda n: n.name)
     for chunk in _chunks(sorted(ids)):
-        for analysis in session.scalars(
-            select(LineageAnalysis).where(LineageAnalysis.dataset_id.in_(chunk))
+        for dataset_id, unresolved in session.execute(
+            select(LineageAnalysis.dataset_id, LineageAnalysis.unresolved).where(
+                LineageAnalysis.dataset_id.in_(chunk)
+            )
         ):
-            if analysis.unresolved:
-                graph.unresolved[analysis.dataset_id] = dict(analysis.unresolved)
+            if unresolved:
+                graph.unresolved[dataset_id] = dict(unresolved)
 
 
 def _column_of(dataset: Dataset, column: str) -> str:

@@ -25,6 +25,8 @@ class Dataset(Base):
     description: Mapped[str | None] = mapped_column(Text)
     row_count: Mapped[int | None] = mapped_column(BigInteger)
     """Exact (``count(*)``) for tables; None for views."""
+    signature: Mapped[str | None] = mapped_column(String(64))
+    """Key of everything stored about it: a refresh rewrites the datasets whose key moved."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     fqn: Mapped[str | None] = mapped_column(String(1024))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, selectinload
@@ -48,6 +50,8 @@ from headwater.warehouse import LOCK_WAIT_SECONDS, wait_for_warehouse
 if TYPE_CHECKING:
     from headwater.settings import Settings
 
+
+T = TypeVar("T")
 
 CACHE_NAMESPACE = "catalog"
 """The API's cached catalog responses, dropped after every refresh."""
@@ -283,6 +287,14 @@ DATASET_FIELDS = (
 """Attributes copied as they are from a :class:`DatasetInfo` to its row."""
 
 
+def signature(info: DatasetInfo) -> str:
+    """A key of everything the catalog stores about a dataset: a refresh rewrites only the
+    datasets whose key moved."""
+    fields = {k: v for k, v in vars(info).items() if k != "columns"}
+    body = json.dumps([fields, [vars(c) for c in info.columns]], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def apply(
     session: Session,
     datasets: list[DatasetInfo],
@@ -290,24 +302,37 @@ def apply(
     lineage: ColumnLineageUpdate | None = None,
 ) -> RefreshSummary:
     """Make the catalog tables hold exactly ``datasets`` and ``edges``, apply ``lineage``
-    and record each schema change since the last refresh."""
+    and record each schema change since the last refresh.
+
+    Datasets whose signature did not move are not even loaded."""
     started = time.perf_counter()
-    existing = {
-        d.name: d for d in session.scalars(select(Dataset).options(selectinload(Dataset.columns)))
+    known = {
+        name: (dataset_id, key)
+        for name, dataset_id, key in session.execute(
+            select(Dataset.name, Dataset.id, Dataset.signature)
+        )
+    }
+    keys = {info.name: signature(info) for info in datasets}
+    changed = [info for info in datasets if known.get(info.name, (0, None))[1] != keys[info.name]]
+    removed = sorted(name for name in known if name not in keys)
+    touched = [info.name for info in changed if info.name in known] + removed
+    rows = {
+        row.name: row
+        for chunk in _chunks(touched)
+        for row in session.scalars(
+            select(Dataset).where(Dataset.name.in_(chunk)).options(selectinload(Dataset.columns))
+        )
     }
     # Before anything changes: the impact of a change is read from the lineage as it was.
-    events = _schema_events(session, existing, datasets) if existing else []
-    wanted = {d.name for d in datasets}
-    removed = [d for name, d in existing.items() if name not in wanted]
-    for dataset in removed:
-        session.delete(dataset)
+    events = _schema_events(session, rows, changed, removed) if known else []
+    for name in removed:
+        session.delete(rows[name])
 
     now = utcnow()
-    by_name: dict[str, Dataset] = {}
-    for info in datasets:
-        row = existing.get(info.name)
+    for info in changed:
+        row = rows.get(info.name)
         if row is None:
-            row = Dataset(name=info.name, created_at=now)
+            row = rows[info.name] = Dataset(name=info.name, created_at=now)
             session.add(row)
         row.kind = info.kind
         row.schema_name = info.schema_name
@@ -315,21 +340,26 @@ def apply(
         for attribute in DATASET_FIELDS:
             setattr(row, attribute, getattr(info, attribute))
         row.tags = list(info.tags)
+        row.signature = keys[info.name]
         row.updated_at = now
         _sync_columns(row, info)
-        by_name[info.name] = row
     session.flush()
+    ids = {name: dataset_id for name, (dataset_id, _) in known.items() if name in keys}
+    ids.update((info.name, rows[info.name].id) for info in changed)
 
     session.execute(delete(LineageEdge))
     unique = {(e.upstream, e.downstream): e for e in edges}
-    session.add_all(
-        LineageEdge(upstream_id=by_name[up].id, downstream_id=by_name[down].id, origin=edge.origin)
-        for (up, down), edge in unique.items()
-    )
-    written = _apply_column_lineage(session, by_name, lineage) if lineage else 0
+    if unique:
+        session.execute(
+            insert(LineageEdge),
+            [
+                {"upstream_id": ids[up], "downstream_id": ids[down], "origin": edge.origin}
+                for (up, down), edge in unique.items()
+            ],
+        )
+    written = _apply_column_lineage(session, ids, lineage) if lineage else 0
     for event in events:
-        row = by_name.get(event.dataset)
-        event.dataset_id = row.id if row is not None else None
+        event.dataset_id = ids.get(event.dataset)
     session.add_all(events)
     analyses = lineage.analyses.values() if lineage else ()
     return RefreshSummary(
@@ -346,11 +376,10 @@ def apply(
 
 
 def _apply_column_lineage(
-    session: Session, by_name: Mapping[str, Dataset], update: ColumnLineageUpdate
+    session: Session, ids: Mapping[str, int], update: ColumnLineageUpdate
 ) -> int:
     """Replace the edges of the models analysed again and of every load; keep the rest.
     Returns the number of edges written."""
-    ids = {name: row.id for name, row in by_name.items()}
     folded = {name.lower(): row_id for name, row_id in ids.items()}
     stale = [
         dataset_id
@@ -410,14 +439,19 @@ def _edge_row(downstream: int, upstream: int, edge: ColumnEdge) -> dict[str, obj
 
 
 def _schema_events(
-    session: Session, existing: Mapping[str, Dataset], datasets: list[DatasetInfo]
+    session: Session,
+    rows: Mapping[str, Dataset],
+    changed: list[DatasetInfo],
+    removed: list[str],
 ) -> list[SchemaEvent]:
-    """One event per column change, dataset added or removed, each with its impact."""
+    """One event per column change, dataset added or removed, each with its impact.
+
+    ``rows`` holds the stored state of the datasets that ``changed`` or were ``removed``.
+    """
     events: list[SchemaEvent] = []
     now = utcnow()
-    wanted = {d.name for d in datasets}
-    for info in datasets:
-        row = existing.get(info.name)
+    for info in changed:
+        row = rows.get(info.name)
         if row is None:
             events.append(SchemaEvent(dataset=info.name, change=DATASET_ADDED, impact=[]))
             continue
@@ -425,9 +459,8 @@ def _schema_events(
         new = [Column(c.name, c.data_type, c.position) for c in info.columns]
         for change in diff_columns(old, new):
             events.append(_event(session, row, change))
-    for name, row in existing.items():
-        if name not in wanted:
-            events.append(_event(session, row, Change(DATASET_REMOVED)))
+    for name in removed:
+        events.append(_event(session, rows[name], Change(DATASET_REMOVED)))
     for event in events:
         event.detected_at = now
     return events
@@ -466,7 +499,7 @@ def _event(session: Session, row: Dataset, change: Change) -> SchemaEvent:
     )
 
 
-def _chunks(items: list[int], size: int = 500) -> list[list[int]]:
+def _chunks(items: list[T], size: int = 500) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 

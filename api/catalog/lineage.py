@@ -21,6 +21,8 @@ from api.schemas import NO_NUL, bounded
 from catalog.graph import MAX_DEPTH, Graph, column_graph, find_dataset, table_graph
 from catalog.refresh import CACHE_NAMESPACE
 
+MAX_IMPACT_PAGE = 5000
+
 Depth = Annotated[
     int, Parameter(ge=1, le=MAX_DEPTH, description="How many steps to walk (1 = neighbours).")
 ]
@@ -102,6 +104,11 @@ class ImpactOut(msgspec.Struct, rename="camel"):
     truncated: bool
     datasets: int
     """Distinct downstream datasets affected."""
+    total: int
+    """Downstream columns (and whole datasets) affected; ``items`` holds one page of
+    them, nearest first."""
+    limit: int
+    offset: int
     items: list[ImpactItem]
 
 
@@ -145,7 +152,7 @@ def lineage_out(graph: Graph) -> LineageOut:
     )
 
 
-def impact_out(graph: Graph) -> ImpactOut:
+def impact_out(graph: Graph, limit: int = 1000, offset: int = 0) -> ImpactOut:
     kinds = {n.id: n for n in graph.nodes}
     reached: dict[tuple[int, str | None], ImpactItem] = {}
     for edge in graph.columns:
@@ -170,7 +177,10 @@ def impact_out(graph: Graph) -> ImpactOut:
         depth=graph.depth,
         truncated=graph.truncated,
         datasets=len({i.dataset_id for i in items}),
-        items=items,
+        total=len(items),
+        limit=limit,
+        offset=offset,
+        items=items[offset : offset + limit],
     )
 
 
@@ -229,10 +239,15 @@ class LineageController(Controller):
         dataset_id: Annotated[int, bounded("Dataset id.")],
         column: ColumnName = None,
         depth: Depth = 10,
+        limit: Annotated[
+            int, Parameter(ge=1, le=MAX_IMPACT_PAGE, description="Items per page.")
+        ] = 1000,
+        offset: Annotated[int, bounded("Items to skip.", minimum=0)] = 0,
     ) -> Response[ImpactOut]:
         def work(session: Any) -> ImpactOut:
             root = find_dataset(session, dataset_id)
-            return impact_out(column_graph(session, root, column, "down", depth))
+            graph = column_graph(session, root, column, "down", depth)
+            return impact_out(graph, limit, offset)
 
         async def produce() -> ImpactOut:
             return await database.run(work)

@@ -19,6 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Plain ALTER (no batch rebuild): SQLite would otherwise recreate datasets and
+    # cascade-delete its columns and edges.
+    op.add_column("datasets", sa.Column("signature", sa.String(64), nullable=True))
     op.create_table(
         "column_lineage",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -94,3 +97,4 @@ def downgrade() -> None:
     op.drop_index("ix_column_lineage_upstream", table_name="column_lineage")
     op.drop_index("ix_column_lineage_downstream", table_name="column_lineage")
     op.drop_table("column_lineage")
+    op.drop_column("datasets", "signature")
