@@ -158,15 +158,17 @@ def column_graph(
     frontier: set[tuple[int, str | None]] = {(root.id, column)}
     seen = set(frontier)
     datasets = {root.id}
+    recorded: set[tuple[int, str, int, str | None, str]] = set()
     for level in range(1, depth + 2):
         if not frontier:
             break
-        rows = list(_column_step(session, frontier, direction, filters))
+        rows = [r for r in _column_step(session, frontier, direction, filters) if r not in recorded]
         if level > depth:
             graph.truncated = bool(rows)
             break
         frontier = set()
         for edge in rows:
+            recorded.add(edge)  # an edge reached again, deeper, is not listed twice
             up_id, up_column, down_id, down_column, kind = edge
             graph.columns.append(ColumnLink(up_id, up_column, down_id, down_column, kind, level))
             reached: tuple[int, str | None] = (
