@@ -24,7 +24,7 @@ from api.auth.middleware import Authenticator, bearer_auth
 from api.auth.passwords import HashingPool
 from api.auth.services import AuthService
 from api.catalog.controllers import CatalogController
-from api.catalog.lineage import LineageController
+from api.catalog.lineage import LineageController, SchemaChangesController
 from api.db import Database
 from api.docs import OPENAPI_PATH, assets_router, openapi_config, tighten_schema
 from api.errors import EXCEPTION_HANDLERS
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DashboardController,
             CatalogController,
             LineageController,
+            SchemaChangesController,
             AuditController,
             assets_router(),
         ],

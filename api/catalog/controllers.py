@@ -43,7 +43,9 @@ class CatalogController(Controller):
             Parameter(
                 max_length=200,
                 pattern=NO_NUL,
-                description="Case-insensitive substring of the name or description.",
+                description="Text in the name, a column name, a tag or the description "
+                "(case-insensitive); matches come ranked: exact name, name prefix, name, "
+                "column name, tag, description.",
             ),
         ] = None,
         kind: Annotated[

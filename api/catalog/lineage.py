@@ -1,4 +1,5 @@
-"""``/api/catalog/datasets/{id}/lineage`` and ``/impact``: walk the lineage graph (any role).
+"""``/api/catalog/datasets/{id}/lineage`` and ``/impact``: walk the lineage graph;
+``/api/catalog/schema-changes``: the schema history (any role).
 
 The walking is :mod:`catalog.graph`'s (shared with ``headwater lineage``); this module
 only speaks HTTP. Answers are cached until the next catalog refresh.
@@ -6,22 +7,30 @@ only speaks HTTP. Answers are cached until the next catalog refresh.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response
 from litestar.params import Parameter
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
 
 from api.auth.guards import requires_reader
 from api.cache import cached_json
 from api.db import Database
 from api.openapi import error_responses
 from api.routing import get
-from api.schemas import NO_NUL, bounded
+from api.schemas import NO_NUL, Page, bounded
 from catalog.graph import MAX_DEPTH, Graph, column_graph, find_dataset, table_graph
+from catalog.models import SchemaEvent
 from catalog.refresh import CACHE_NAMESPACE
+from headwater.db import as_utc
 
 MAX_IMPACT_PAGE = 5000
+ChangeKind = Literal[
+    "added", "removed", "renamed", "type_changed", "dataset_added", "dataset_removed"
+]
 
 Depth = Annotated[
     int, Parameter(ge=1, le=MAX_DEPTH, description="How many steps to walk (1 = neighbours).")
@@ -182,6 +191,116 @@ def impact_out(graph: Graph, limit: int = 1000, offset: int = 0) -> ImpactOut:
         offset=offset,
         items=items[offset : offset + limit],
     )
+
+
+class ImpactRef(msgspec.Struct, rename="camel"):
+    dataset: str
+    column: str | None
+    depth: int
+
+
+class SchemaChangeOut(msgspec.Struct, rename="camel"):
+    """A change a refresh saw in a dataset's columns, and what it reaches downstream."""
+
+    id: int
+    dataset_id: int | None
+    """None once the dataset itself is gone."""
+    dataset: str
+    change: Literal[
+        "added", "removed", "renamed", "type_changed", "dataset_added", "dataset_removed"
+    ]
+    column: str | None
+    old_name: str | None
+    """The column's name before a rename."""
+    old_type: str | None
+    new_type: str | None
+    detected_at: datetime
+    impact: list[ImpactRef]
+    """Downstream columns (column null: a whole dataset) it reaches, nearest first."""
+
+
+def schema_changes(
+    session: Session,
+    *,
+    dataset_id: int | None,
+    change: str | None,
+    since: datetime | None,
+    limit: int,
+    offset: int,
+) -> Page[SchemaChangeOut]:
+    conditions: list[ColumnElement[bool]] = []
+    if dataset_id is not None:
+        find_dataset(session, dataset_id)  # 404 for an unknown dataset
+        conditions.append(SchemaEvent.dataset_id == dataset_id)
+    if change:
+        conditions.append(SchemaEvent.change == change)
+    if since is not None:
+        conditions.append(SchemaEvent.detected_at >= since)
+    total = session.scalar(select(func.count()).select_from(SchemaEvent).where(*conditions)) or 0
+    rows = session.scalars(
+        select(SchemaEvent)
+        .where(*conditions)
+        .order_by(SchemaEvent.detected_at.desc(), SchemaEvent.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [
+        SchemaChangeOut(
+            id=row.id,
+            dataset_id=row.dataset_id,
+            dataset=row.dataset,
+            change=row.change,  # type: ignore[arg-type]
+            column=row.column,
+            old_name=row.old_name,
+            old_type=row.old_type,
+            new_type=row.new_type,
+            detected_at=as_utc(row.detected_at),
+            impact=[
+                ImpactRef(dataset=i["dataset"], column=i["column"], depth=i["depth"])
+                for i in row.impact
+            ],
+        )
+        for row in rows
+    ]
+    return Page(items=items, total=total, limit=limit, offset=offset)
+
+
+class SchemaChangesController(Controller):
+    path = "/api/catalog/schema-changes"
+    tags = ("catalog",)
+
+    @get(
+        "",
+        operation_id="listSchemaChanges",
+        guards=[requires_reader],
+        summary="Schema history",
+        description="Every column added, removed, renamed (best guess) or retyped, and every "
+        "dataset added or removed, newest first, each with its downstream impact.",
+        responses=error_responses(400, 401, 404, s404="No dataset with this id"),
+    )
+    async def list_changes(
+        self,
+        request: Request[Any, Any, Any],
+        database: Database,
+        dataset_id: Annotated[
+            int | None,
+            Parameter(query="datasetId", ge=1, le=2**31 - 1, description="One dataset's history."),
+        ] = None,
+        change: Annotated[ChangeKind | None, Parameter(description="One kind of change.")] = None,
+        since: Annotated[
+            datetime | None, Parameter(description="Changes detected at or after this time.")
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=500, description="Page size.")] = 50,
+        offset: Annotated[int, bounded("Changes to skip.", minimum=0)] = 0,
+    ) -> Response[Page[SchemaChangeOut]]:
+        async def produce() -> Page[SchemaChangeOut]:
+            return await database.run(
+                lambda s: schema_changes(
+                    s, dataset_id=dataset_id, change=change, since=since, limit=limit, offset=offset
+                )
+            )
+
+        return await cached_json(request, CACHE_NAMESPACE, produce)
 
 
 class LineageController(Controller):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, String, case, cast, func, or_, select
 from sqlalchemy.orm import Session, aliased, defer, selectinload
 
 from api.catalog.schemas import (
@@ -21,7 +21,7 @@ from api.catalog.schemas import (
 )
 from api.errors import NotFound
 from api.schemas import Page
-from catalog.models import Dataset, LineageEdge
+from catalog.models import Dataset, DatasetColumn, LineageEdge
 from headwater.db import as_utc, utcnow
 
 HEAVY = (Dataset.raw_sql, Dataset.compiled_sql, Dataset.origin)
@@ -178,24 +178,24 @@ def list_datasets(
     search: str | None = None,
     kind: str | None = None,
 ) -> Page[DatasetOut]:
-    """One page of datasets ordered by name.
+    """One page of datasets: by name, or by relevance to ``search``.
 
     Args:
         session: Metadata store session.
         limit: Page size.
         offset: Number of matches to skip.
-        search: Case-insensitive substring of the name or description
-            (``%`` and ``_`` match themselves).
+        search: Case-insensitive text found in the name, a column name, a tag or the
+            description (``%`` and ``_`` match themselves). Ranked: the exact table or
+            full name first, then names that start with it, names that contain it,
+            exact then partial column names, tags, descriptions.
         kind: Exact dataset kind.
     """
     conditions: list[ColumnElement[bool]] = []
+    order: list[Any] = [Dataset.name, Dataset.id]
     if search:
-        conditions.append(
-            or_(
-                Dataset.name.icontains(search, autoescape=True),
-                Dataset.description.icontains(search, autoescape=True),
-            )
-        )
+        rank = _relevance(search)
+        conditions.append(rank > 0)
+        order = [rank.desc(), *order]
     if kind:
         conditions.append(Dataset.kind == kind)
     total = session.scalar(select(func.count()).select_from(Dataset).where(*conditions)) or 0
@@ -203,7 +203,7 @@ def list_datasets(
         select(Dataset)
         .where(*conditions)
         .options(selectinload(Dataset.columns), *(defer(column) for column in HEAVY))
-        .order_by(Dataset.name, Dataset.id)
+        .order_by(*order)
         .limit(limit)
         .offset(offset)
     ).all()
@@ -214,6 +214,23 @@ def list_datasets(
         total=total,
         limit=limit,
         offset=offset,
+    )
+
+
+def _relevance(text: str) -> ColumnElement[int]:
+    """How well a dataset matches ``text`` (0: not at all), as one SQL expression."""
+    lowered = text.lower()
+    columns = select(DatasetColumn.id).where(DatasetColumn.dataset_id == Dataset.id)
+    return case(
+        (func.lower(Dataset.table_name) == lowered, 100),
+        (func.lower(Dataset.name) == lowered, 100),
+        (Dataset.table_name.istartswith(text, autoescape=True), 70),
+        (Dataset.name.icontains(text, autoescape=True), 50),
+        (columns.where(func.lower(DatasetColumn.name) == lowered).exists(), 40),
+        (columns.where(DatasetColumn.name.icontains(text, autoescape=True)).exists(), 30),
+        (cast(Dataset.tags, String).icontains(text, autoescape=True), 20),
+        (Dataset.description.icontains(text, autoescape=True), 10),
+        else_=0,
     )
 
 

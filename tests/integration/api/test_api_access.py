@@ -189,6 +189,9 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         SHARED: row(anonymous=401, viewer=200, user=200, admin=200),
         MISSING: row(anonymous=401, viewer=404, user=404, admin=404),
     },
+    ("GET", "/api/catalog/schema-changes"): {
+        NONE: row(anonymous=401, viewer=200, user=200, admin=200)
+    },
     ("GET", "/api/catalog/datasets/{dataset_id:int}/impact"): {
         SHARED: row(anonymous=401, viewer=200, user=200, admin=200),
         MISSING: row(anonymous=401, viewer=404, user=404, admin=404),

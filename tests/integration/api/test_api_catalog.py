@@ -112,16 +112,22 @@ def test_lineage_names_reach_outside_the_current_page(
     [
         ({"search": "ORDERS"}, ["raw_shop.orders", "staging.stg_shop__orders"]),
         ({"search": "cleaned"}, ["staging.stg_shop__orders"]),  # description only
+        ({"search": "EMAIL"}, ["raw_shop.customers"]),  # a column name
+        # Ranked: a table named so, a name containing it, then a column containing it.
+        (
+            {"search": "order"},
+            ["raw_shop.orders", "staging.stg_shop__orders", "marts.customer_revenue"],
+        ),
         ({"search": "100%"}, ["marts.customer_revenue"]),
         ({"search": "%"}, ["marts.customer_revenue"]),  # a literal percent sign
         (
-            {"search": "_"},
+            {"search": "_"},  # every name holds one: equal rank, by name
             [
+                "marts.customer_revenue",
                 "raw_shop.customers",
                 "raw_shop.orders",
                 "seeds.country_codes",
                 "staging.stg_shop__orders",
-                "marts.customer_revenue",
             ],
         ),
         ({"kind": "source"}, ["raw_shop.customers", "raw_shop.orders"]),
@@ -134,7 +140,9 @@ def test_search_and_kind_filters(
     client: Client, viewer_headers: Headers, params: dict[str, str], expected: list[str]
 ) -> None:
     page = _list(client, viewer_headers, **params)
-    assert [i["name"] for i in page["items"]] == sorted(expected)
+    # A search answers by relevance, a plain list by name.
+    ranked = expected if "search" in params else sorted(expected)
+    assert [i["name"] for i in page["items"]] == ranked
     assert page["total"] == len(expected)
 
 

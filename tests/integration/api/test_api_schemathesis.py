@@ -72,6 +72,7 @@ OPERATIONS = [
     "GET /api/catalog/datasets/{dataset_id}",
     "GET /api/catalog/datasets/{dataset_id}/lineage",
     "GET /api/catalog/datasets/{dataset_id}/impact",
+    "GET /api/catalog/schema-changes",
     "GET /api/audit-log",
     "GET /api/sources",
     "POST /api/sources",

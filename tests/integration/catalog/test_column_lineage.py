@@ -209,3 +209,36 @@ def test_a_source_schema_change_is_recorded_with_its_downstream_impact(
     # Nothing changed since: nothing analysed, nothing recorded.
     quiet = refresh(settings, origins=source_origins(settings))
     assert (quiet.analysed, quiet.schema_changes) == (0, 0)
+
+    # The history, through the API: newest first, with the impact.
+    from api.app import create_app
+    from api.users.services import create_user_with_password
+
+    with session_scope(settings.metadata_url) as session:
+        create_user_with_password(session, "history@example.com", "a long enough password", "user")
+    with TestClient[Litestar](app=create_app(settings)) as client:
+        token = client.post(
+            "/api/auth/login",
+            json={"email": "history@example.com", "password": "a long enough password"},
+        ).json()["accessToken"]
+        headers = {"Authorization": f"Bearer {token}"}
+        page = client.get(
+            "/api/catalog/schema-changes",
+            params={"datasetId": retyped.dataset_id, "change": "type_changed"},
+            headers=headers,
+        )
+        assert page.status_code == 200, page.text
+        (item,) = page.json()["items"]
+        assert (item["dataset"], item["column"], item["newType"]) == (
+            "raw_shop.order_items",
+            "unit_price",
+            "double",
+        )
+        assert any(
+            (i["dataset"], i["column"]) == ("marts.customers", "lifetime_value")
+            for i in item["impact"]
+        )
+        unknown = client.get(
+            "/api/catalog/schema-changes", params={"datasetId": 99999}, headers=headers
+        )
+        assert unknown.status_code == 404
