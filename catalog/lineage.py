@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 import sqlglot
 from sqlglot import exp
@@ -94,9 +95,14 @@ def make_schema(tables: Tables, dialect: str) -> MappingSchema:
     return MappingSchema(known, dialect=dialect, normalize=False)
 
 
+ENGINE_VERSION = f"2/{version('sqlglot')}"
+"""Part of every fingerprint: a new engine (or sqlglot) analyses every model again."""
+
+
 def fingerprint(sql: str, upstream: Iterable[tuple[str, Mapping[str, str]]]) -> str:
-    """A key that changes when the SQL or the schema of any table it reads changes."""
-    digest = hashlib.sha256(sql.encode())
+    """A key that changes when the SQL, the schema of any table it reads, or the engine
+    changes."""
+    digest = hashlib.sha256(ENGINE_VERSION.encode() + b"\0" + sql.encode())
     for name, columns in sorted(upstream):
         digest.update(b"\0" + name.encode())
         for column, data_type in columns.items():
@@ -109,6 +115,15 @@ def query_lineage(sql: str, schema: MappingSchema, dialect: str) -> QueryLineage
 
     Never raises for a query it cannot read: the result then carries a note instead.
     """
+    try:
+        return _query_lineage(sql, schema, dialect)
+    except Exception as exc:  # e.g. RecursionError on a union of 500 tables
+        return QueryLineage(
+            unresolved={"*": f"cannot trace: {type(exc).__name__}: {_first_line(exc)}"}
+        )
+
+
+def _query_lineage(sql: str, schema: MappingSchema, dialect: str) -> QueryLineage:
     try:
         parsed = sqlglot.parse_one(sql, read=dialect)
     except SqlglotError as exc:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.artifacts import DbtArtifacts, read_artifacts
@@ -88,6 +88,9 @@ class ColumnLineageUpdate:
     """The models analysed again (the others keep their edges)."""
     loads: list[tuple[str, ColumnEdge]] = field(default_factory=list)
     """``(raw table, edge)``: source column → raw column, rewritten every time."""
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Dataset → {lower-cased column: its name}: DuckDB's SQL names columns in any case,
+    the edges keep the warehouse's spelling."""
 
 
 def column_lineage(
@@ -114,9 +117,19 @@ def column_lineage(
     update = ColumnLineageUpdate(
         models={m.dataset for m in models}, analyses=analyse(models, tables, dialect, previous)
     )
+    update.columns = {
+        name: {column.lower(): column for column in columns} for name, columns in tables.items()
+    }
     by_name = {d.name: d for d in datasets}
-    loads = [(e.upstream, e.downstream) for e in edges if e.origin == "dlt"]
-    update.loads = load_edges(loads, tables)
+    # One raw table per source table: dlt's nested tables (``orders__items``) hold
+    # values of a nested field, not columns of the source table itself.
+    roots: dict[str, str] = {}
+    for edge in edges:
+        if edge.origin == "dlt" and (
+            edge.upstream not in roots or len(edge.downstream) < len(roots[edge.upstream])
+        ):
+            roots[edge.upstream] = edge.downstream
+    update.loads = load_edges(sorted(roots.items()), tables)
     for raw, column_edge in update.loads:
         source = by_name.get(column_edge.upstream)
         if (
@@ -129,6 +142,18 @@ def column_lineage(
                 replace(column, name=column_edge.upstream_column, position=len(source.columns) + 1)
             )
     return update
+
+
+REFRESH_LOCK = 0x68_77_63_61_74  # "hwcat"
+"""PostgreSQL advisory lock held by a refresh's transaction."""
+
+
+def _one_refresh_at_a_time(session: Session) -> None:
+    """Two refreshes writing at once would clash on names or record changes twice: on
+    PostgreSQL the second waits for the first's transaction (SQLite takes one writer
+    anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("select pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
 
 
 def previous_fingerprints(session: Session) -> dict[str, str]:
@@ -380,7 +405,6 @@ def _apply_column_lineage(
 ) -> int:
     """Replace the edges of the models analysed again and of every load; keep the rest.
     Returns the number of edges written."""
-    folded = {name.lower(): row_id for name, row_id in ids.items()}
     stale = [
         dataset_id
         for dataset_id, name in session.execute(
@@ -400,16 +424,33 @@ def _apply_column_lineage(
     rows: list[dict[str, object]] = []
     now = utcnow()
     analyses = []
+    names = {name.lower(): name for name in ids}
+
+    def spelled(dataset: str, column: str | None) -> str | None:
+        if column is None:
+            return None
+        return update.columns.get(dataset, {}).get(column.lower(), column)
+
     for name, analysis in update.analyses.items():
         unresolved = dict(analysis.lineage.unresolved)
         for edge in analysis.lineage.edges:
-            upstream = ids.get(edge.upstream) or folded.get(edge.upstream.lower())
+            upstream = edge.upstream if edge.upstream in ids else names.get(edge.upstream.lower())
             if upstream is None:
                 unresolved.setdefault(
                     edge.column or "*", f"reads {edge.upstream}, which the catalog does not hold"
                 )
                 continue
-            rows.append(_edge_row(ids[name], upstream, edge))
+            rows.append(
+                _edge_row(
+                    ids[name],
+                    ids[upstream],
+                    replace(
+                        edge,
+                        column=spelled(name, edge.column),
+                        upstream_column=spelled(upstream, edge.upstream_column) or "",
+                    ),
+                )
+            )
         analyses.append(
             {
                 "dataset_id": ids[name],
@@ -457,6 +498,8 @@ def _schema_events(
             continue
         old = [Column(c.name, c.data_type, c.position) for c in row.columns]
         new = [Column(c.name, c.data_type, c.position) for c in info.columns]
+        if not old and info.kind == "source":
+            continue  # a source table's columns, named for the first time
         for change in diff_columns(old, new):
             events.append(_event(session, row, change))
     for name in removed:
@@ -532,6 +575,7 @@ def refresh(
     started = time.perf_counter()
     datasets, edges = wait_for_warehouse(settings, lambda: collect(settings, origins), lock_wait)
     with session_scope(settings.metadata_url) as session:
+        _one_refresh_at_a_time(session)
         lineage = column_lineage(settings, datasets, edges, previous_fingerprints(session))
         summary = apply(session, datasets, edges, lineage)
     invalidate(settings.redis_url, CACHE_NAMESPACE)

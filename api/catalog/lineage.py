@@ -7,7 +7,7 @@ only speaks HTTP. Answers are cached until the next catalog refresh.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -235,7 +235,8 @@ def schema_changes(
     if change:
         conditions.append(SchemaEvent.change == change)
     if since is not None:
-        conditions.append(SchemaEvent.detected_at >= since)
+        # In UTC, as stored (SQLite compares the text; a time without offset is UTC).
+        conditions.append(SchemaEvent.detected_at >= as_utc(since).astimezone(UTC))
     total = session.scalar(select(func.count()).select_from(SchemaEvent).where(*conditions)) or 0
     rows = session.scalars(
         select(SchemaEvent)

@@ -290,3 +290,11 @@ def test_never_raises_and_always_explains(dialect: str, sql: str) -> None:
 
     assert result.edges == []
     assert set(result.unresolved) == {"*"} and result.unresolved["*"]
+
+
+def test_a_query_too_deep_for_the_tracer_is_a_note_not_a_crash() -> None:
+    schema = make_schema({"raw.t": {"a": "int"}}, "duckdb")
+    sql = " union all ".join("select a from raw.t" for _ in range(600))
+    lineage = query_lineage(sql, schema, "duckdb")
+    assert lineage.edges == []
+    assert lineage.unresolved["*"].startswith("cannot trace: RecursionError")
