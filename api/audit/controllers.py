@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller
 from litestar.params import Parameter
@@ -15,35 +13,13 @@ from api.audit.models import AuditEntry
 from api.audit.schemas import AuditEntryOut
 from api.auth.guards import requires_admin
 from api.db import Database
-from api.errors import InvalidInput
 from api.openapi import error_responses
 from api.routing import get
 from api.schemas import NO_NUL, Page, bounded
+from api.times import moment, rfc3339
 from headwater.db import as_utc
 
 MAX_PAGE_SIZE = 500
-
-
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
-
-
-def _moment(description: str) -> Any:
-    """A date-time query parameter, read as text and parsed strictly by :func:`rfc3339`."""
-    return Parameter(
-        max_length=40, pattern=NO_NUL, description=description, schema_extra={"format": "date-time"}
-    )
-
-
-def rfc3339(name: str, value: str | None) -> datetime | None:
-    """``value`` as a time with its offset, or a 400 naming the parameter."""
-    if value is None:
-        return None
-    if _RFC3339.fullmatch(value):
-        try:
-            return datetime.fromisoformat(value.upper()).astimezone(UTC)
-        except (ValueError, OverflowError):
-            pass
-    raise InvalidInput(f"{name} is not a date-time", hint="RFC 3339, e.g. 2026-11-29T08:00:00Z")
 
 
 def entry_out(entry: AuditEntry) -> AuditEntryOut:
@@ -92,8 +68,8 @@ class AuditController(Controller):
             str | None,
             Parameter(query="objectId", max_length=64, pattern=NO_NUL, description="Object id."),
         ] = None,
-        since: Annotated[str | None, _moment("From this time on (RFC 3339).")] = None,
-        until: Annotated[str | None, _moment("Before this time (RFC 3339).")] = None,
+        since: Annotated[str | None, moment("From this time on (RFC 3339).")] = None,
+        until: Annotated[str | None, moment("Before this time (RFC 3339).")] = None,
     ) -> Page[AuditEntryOut]:
         since_at, until_at = rfc3339("since", since), rfc3339("until", until)
 

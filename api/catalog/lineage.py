@@ -22,6 +22,7 @@ from api.db import Database
 from api.openapi import error_responses
 from api.routing import get
 from api.schemas import NO_NUL, Page, bounded
+from api.times import moment, rfc3339
 from catalog.graph import MAX_DEPTH, Graph, column_graph, find_dataset, table_graph
 from catalog.models import SchemaEvent
 from catalog.refresh import CACHE_NAMESPACE
@@ -235,8 +236,7 @@ def schema_changes(
     if change:
         conditions.append(SchemaEvent.change == change)
     if since is not None:
-        # In UTC, as stored (SQLite compares the text; a time without offset is UTC).
-        conditions.append(SchemaEvent.detected_at >= as_utc(since).astimezone(UTC))
+        conditions.append(SchemaEvent.detected_at >= since.astimezone(UTC))  # stored in UTC
     total = session.scalar(select(func.count()).select_from(SchemaEvent).where(*conditions)) or 0
     rows = session.scalars(
         select(SchemaEvent)
@@ -289,15 +289,22 @@ class SchemaChangesController(Controller):
         ] = None,
         change: Annotated[ChangeKind | None, Parameter(description="One kind of change.")] = None,
         since: Annotated[
-            datetime | None, Parameter(description="Changes detected at or after this time.")
+            str | None, moment("Changes detected at or after this time (RFC 3339).")
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=500, description="Page size.")] = 50,
         offset: Annotated[int, bounded("Changes to skip.", minimum=0)] = 0,
     ) -> Response[Page[SchemaChangeOut]]:
+        since_at = rfc3339("since", since)
+
         async def produce() -> Page[SchemaChangeOut]:
             return await database.run(
                 lambda s: schema_changes(
-                    s, dataset_id=dataset_id, change=change, since=since, limit=limit, offset=offset
+                    s,
+                    dataset_id=dataset_id,
+                    change=change,
+                    since=since_at,
+                    limit=limit,
+                    offset=offset,
                 )
             )
 
