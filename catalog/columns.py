@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from catalog.lineage import COPY, ColumnEdge, QueryLineage, Tables, fingerprint, query_lineage
 from catalog.lineage import make_schema as _make_schema
@@ -37,25 +36,6 @@ class ModelAnalysis:
 
 
 NOT_COMPILED = "no compiled SQL yet: run `dbt build` or `dbt compile`"
-
-
-def model_queries(
-    manifest: Mapping[str, Any], compiled: Mapping[str, str], upstream: Mapping[str, list[str]]
-) -> list[ModelQuery]:
-    """Every model with a relation (not ephemeral), its compiled SQL and what it reads.
-
-    ``upstream`` maps a relation to the relations it reads (the table-level edges).
-    """
-    out = []
-    for unique_id, node in manifest.get("nodes", {}).items():
-        if node.get("resource_type") != "model":
-            continue
-        if node.get("config", {}).get("materialized") == "ephemeral":
-            continue
-        name = f"{node['schema']}.{node.get('alias') or node['name']}"
-        sql = compiled.get(unique_id) or node.get("compiled_code") or None
-        out.append(ModelQuery(name, sql, tuple(sorted(upstream.get(name, [])))))
-    return out
 
 
 def analyse(

@@ -111,7 +111,7 @@ def table_graph(session: Session, root: Dataset, direction: Direction, depth: in
             break
         rows = [
             row
-            for chunk in _chunks(sorted(frontier))
+            for chunk in chunks(sorted(frontier))
             for row in session.execute(
                 select(LineageEdge.upstream_id, LineageEdge.downstream_id, LineageEdge.origin)
                 .where(near.in_(chunk))
@@ -201,7 +201,7 @@ def _column_step(
     else:
         dataset_of, near = ColumnLineage.upstream_id, (0, 1)
     values_only = [] if filters else [ColumnLineage.kind != FILTER]
-    for chunk in _chunks(sorted({dataset for dataset, _ in frontier})):
+    for chunk in chunks(sorted({dataset for dataset, _ in frontier})):
         query = select(*fields).where(dataset_of.in_(chunk), *values_only).order_by(*order)
         for row in session.execute(query):
             dataset, column = row[near[0]], row[near[1]]
@@ -218,13 +218,13 @@ def _finish(session: Session, graph: Graph, ids: set[int]) -> None:
     """Name the datasets reached and add their unresolved notes (plain rows, no objects)."""
     nodes = [
         Node(*row)
-        for chunk in _chunks(sorted(ids))
+        for chunk in chunks(sorted(ids))
         for row in session.execute(
             select(Dataset.id, Dataset.name, Dataset.kind).where(Dataset.id.in_(chunk))
         )
     ]
     graph.nodes = sorted(nodes, key=lambda n: n.name)
-    for chunk in _chunks(sorted(ids)):
+    for chunk in chunks(sorted(ids)):
         for dataset_id, unresolved in session.execute(
             select(LineageAnalysis.dataset_id, LineageAnalysis.unresolved).where(
                 LineageAnalysis.dataset_id.in_(chunk)
@@ -255,7 +255,8 @@ def _node(dataset: Dataset) -> Node:
     return Node(dataset.id, dataset.name, dataset.kind)
 
 
-def _chunks(items: list[T]) -> Iterable[list[T]]:
+def chunks(items: list[T]) -> Iterable[list[T]]:
+    """``items`` in slices small enough for one ``IN`` list on any store."""
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 

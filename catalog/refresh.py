@@ -8,7 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session, selectinload
@@ -31,7 +31,7 @@ from catalog.extract import (
     kind_of,
     warehouse_tables,
 )
-from catalog.graph import column_graph
+from catalog.graph import chunks, column_graph
 from catalog.history import DATASET_ADDED, DATASET_REMOVED, Change, Column, diff_columns
 from catalog.lineage import FILTER, ColumnEdge
 from catalog.models import (
@@ -50,8 +50,6 @@ from headwater.warehouse import LOCK_WAIT_SECONDS, wait_for_warehouse
 if TYPE_CHECKING:
     from headwater.settings import Settings
 
-
-T = TypeVar("T")
 
 CACHE_NAMESPACE = "catalog"
 """The API's cached catalog responses, dropped after every refresh."""
@@ -343,7 +341,7 @@ def apply(
     touched = [info.name for info in changed if info.name in known] + removed
     rows = {
         row.name: row
-        for chunk in _chunks(touched)
+        for chunk in chunks(touched)
         for row in session.scalars(
             select(Dataset).where(Dataset.name.in_(chunk)).options(selectinload(Dataset.columns))
         )
@@ -416,9 +414,9 @@ def _apply_column_lineage(
     ]
     redo = [ids[name] for name in update.analyses] + stale
     raws = sorted({ids[raw] for raw, _ in update.loads if raw in ids})
-    for chunk in _chunks(redo + raws):
+    for chunk in chunks(redo + raws):
         session.execute(delete(ColumnLineage).where(ColumnLineage.downstream_id.in_(chunk)))
-    for chunk in _chunks(redo):
+    for chunk in chunks(redo):
         session.execute(delete(LineageAnalysis).where(LineageAnalysis.dataset_id.in_(chunk)))
 
     rows: list[dict[str, object]] = []
@@ -540,10 +538,6 @@ def _event(session: Session, row: Dataset, change: Change) -> SchemaEvent:
         new_type=change.new_type,
         impact=impact,
     )
-
-
-def _chunks(items: list[T], size: int = 500) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _sync_columns(row: Dataset, info: DatasetInfo) -> None:

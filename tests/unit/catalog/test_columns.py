@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog.columns import NOT_COMPILED, ModelQuery, analyse, load_edges, model_queries
+from catalog.columns import NOT_COMPILED, ModelQuery, analyse, load_edges
 from catalog.lineage import ColumnEdge
 
 TABLES = {
@@ -43,29 +43,6 @@ def test_a_model_without_compiled_sql_says_so_once() -> None:
     assert first["marts.customers"].lineage.unresolved == {"*": NOT_COMPILED}
     previous = {"marts.customers": first["marts.customers"].fingerprint}
     assert analyse([model], TABLES, "duckdb", previous) == {}
-
-
-def test_model_queries_take_compiled_sql_and_skip_ephemeral_models() -> None:
-    manifest = {
-        "nodes": {
-            "model.p.stg_orders": {
-                "resource_type": "model",
-                "schema": "staging",
-                "name": "stg_orders",
-                "config": {"materialized": "view"},
-            },
-            "model.p.eph": {
-                "resource_type": "model",
-                "schema": "staging",
-                "name": "eph",
-                "config": {"materialized": "ephemeral"},
-            },
-            "test.p.unique_x": {"resource_type": "test", "schema": "staging", "name": "u"},
-        }
-    }
-    compiled = {"model.p.stg_orders": "select 1 as one"}
-    queries = model_queries(manifest, compiled, {"staging.stg_orders": ["raw_shop.orders"]})
-    assert queries == [ModelQuery("staging.stg_orders", "select 1 as one", ("raw_shop.orders",))]
 
 
 def test_load_edges_copy_each_column_and_name_the_sources_spelling() -> None:
