@@ -17,6 +17,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 
+import api.queries.models  # noqa: F401 - every table the API writes is mapped
 import catalog.models  # noqa: F401 - every table the API reads is mapped
 from api.audit.controllers import AuditController
 from api.auth.controllers import AuthController
@@ -36,6 +37,8 @@ from api.jobs.dagster import Dagster
 from api.kv import KeyValueStore
 from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
+from api.queries.controllers import QueriesController
+from api.queries.services import QueryRunner
 from api.sources.controllers import ConnectionTests, DestinationsController, SourcesController
 from api.users.controllers import UsersController
 from headwater.settings import Settings, get_settings
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CatalogController,
             LineageController,
             SchemaChangesController,
+            QueriesController,
             AuditController,
             assets_router(),
         ],
@@ -105,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "auth_service": constant(auth_service),
             "connection_tests": constant(ConnectionTests()),
             "dagster": constant(dagster),
+            "query_runner": constant(QueryRunner()),
         },
         middleware=[
             metrics_middleware,

@@ -25,6 +25,7 @@ from api.requests import request_id
 from api.schemas import ErrorBody, ErrorResponse
 from catalog.errors import CatalogError
 from catalog.graph import ColumnNotFound, DatasetNotFound
+from catalog.queries.errors import WarehouseBusy
 from headwater.errors import HeadwaterError
 from ingest.errors import SourceNotFound, SpecError
 from ingest.store import DestinationInUse, ReadOnlySource, SourceExists, UnreadableSource
@@ -101,6 +102,7 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     TooManyRequests: 429,
     ServiceUnavailable: 503,
     UnreadableSource: 503,
+    WarehouseBusy: 503,
 }
 UNMAPPED_STATUS = 500
 
@@ -180,7 +182,9 @@ def handle_headwater_error(
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    details = {"hint": exc.hint} if exc.hint else None
+    where = {"line": getattr(exc, "line", None), "column": getattr(exc, "column", None)}
+    found = {"hint": exc.hint, **where}
+    details = {key: value for key, value in found.items() if value is not None} or None
     return error_response(request, status, exc.message, details=details, headers=headers or None)
 
 

@@ -35,3 +35,10 @@ def rfc3339(name: str, value: str | None) -> datetime | None:
         except (ValueError, OverflowError):
             pass
     raise InvalidInput(f"{name} is not a date-time", hint="RFC 3339, e.g. 2026-11-29T08:00:00Z")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a time without an offset, as SQLite returns it, is UTC already)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

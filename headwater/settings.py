@@ -109,12 +109,65 @@ class Settings(BaseSettings):
     dagster_location: str = Field(
         default="headwater", description="The code location of Headwater's definitions."
     )
+    # Ad hoc SQL (``POST /api/queries``, ``headwater query``).
+    query_schemas_viewer: Annotated[list[str], NoDecode] = Field(
+        default=["marts"], description="Schemas a viewer's queries may read (no prefix; globs)."
+    )
+    query_schemas_user: Annotated[list[str], NoDecode] = Field(
+        default=["staging", "marts"], description="Schemas a user's queries may read."
+    )
+    query_schemas_admin: Annotated[list[str], NoDecode] = Field(
+        default=["*"], description="Schemas an admin's queries may read (`*`: all, raw too)."
+    )
+    query_row_cap: int = Field(default=10_000, gt=0, description="Most rows a query returns.")
+    query_max_sql_chars: int = Field(default=20_000, gt=0, description="Longest SQL text.")
+    query_timeout_seconds: float = Field(
+        default=30, gt=0, le=3600, description="Default and longest run time of a query."
+    )
+    query_memory_limit: str = Field(default="1GB", description="DuckDB memory per query.")
+    query_threads: int = Field(default=2, gt=0, description="DuckDB threads per query.")
+    query_user: str = Field(
+        default="headwater_query",
+        pattern=r"^[a-z_][a-z0-9_]{0,40}$",
+        description="PostgreSQL login role queries run as (SELECT only; `headwater init`).",
+    )
+    query_password: SecretStr = Field(default=SecretStr(""), description="Its password.")
     sources_file: Path = Field(default=PROJECT_ROOT / "ingest" / "sources.yml")
     project_dir: Path = Field(default=PROJECT_ROOT, description="The dbt project directory.")
     sample_scale: float = Field(default=1.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # OpenLineage events of every load and build (catalog/emit.py); none when both unset.
+    openlineage_url: str | None = Field(
+        default=None,
+        description="Endpoint the events are POSTed to (a bare server URL gets /api/v1/lineage).",
+    )
+    openlineage_file: Path | None = Field(
+        default=None, description="JSON-lines file the events are appended to (relative: in HOME)."
+    )
+    openlineage_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token sent to OPENLINEAGE_URL."
+    )
+    openlineage_namespace: str = Field(
+        default="headwater", min_length=1, description="Namespace of Headwater's jobs."
+    )
+    openlineage_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="Longest wait for the endpoint, per attempt."
+    )
 
-    @field_validator("cors_origins", "trusted_proxies", "data_dirs", mode="before")
+    @field_validator("openlineage_url", "openlineage_file", "openlineage_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "cors_origins",
+        "trusted_proxies",
+        "data_dirs",
+        "query_schemas_viewer",
+        "query_schemas_user",
+        "query_schemas_admin",
+        mode="before",
+    )
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -178,6 +231,15 @@ class Settings(BaseSettings):
     @property
     def profiles_dir(self) -> Path:
         return PROJECT_ROOT / "profiles"
+
+    def query_schemas(self, role: str) -> list[str]:
+        """The schema patterns (no prefix) ad hoc queries of ``role`` may read."""
+        by_role = {
+            "viewer": self.query_schemas_viewer,
+            "user": self.query_schemas_user,
+            "admin": self.query_schemas_admin,
+        }
+        return list(by_role.get(role, []))
 
     def warehouse_schema(self, name: str) -> str:
         """The warehouse schema called ``name``, with the configured prefix."""

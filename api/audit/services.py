@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from api.audit.models import AuditEntry
+from api.times import as_utc
 
 SECRET_FIELDS = frozenset({"password", "password_hash", "token", "secret", "credentials"})
 MASK = "***"
@@ -62,13 +63,6 @@ def record(
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    """``moment`` in UTC (a time without an offset is taken as UTC already)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def list_entries(
     session: Session,
     *,
@@ -93,9 +87,9 @@ def list_entries(
         conditions.append(AuditEntry.object_id == object_id)
     # Compared in UTC, as stored: SQLite would otherwise drop the offset and compare clocks.
     if since is not None:
-        conditions.append(AuditEntry.at >= _utc(since))
+        conditions.append(AuditEntry.at >= as_utc(since))
     if until is not None:
-        conditions.append(AuditEntry.at < _utc(until))
+        conditions.append(AuditEntry.at < as_utc(until))
     total = session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
     rows = session.scalars(
         select(AuditEntry)

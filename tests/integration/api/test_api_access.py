@@ -36,6 +36,7 @@ from sqlalchemy import select
 
 from api.app import PUBLIC_PATHS, create_app
 from api.auth.guards import public, requires_admin, requires_reader, requires_writer
+from api.queries.models import QueryRun
 from api.users.models import Role, User
 from api.users.services import create_user_with_password
 from headwater.db import session_scope
@@ -147,6 +148,7 @@ STORED = "stored"  # a source stored through the API
 OWN_JOB = "own_job"  # a job of the user account (not shared)
 SHARED_JOB = "shared_job"  # another user's job, shared with every reader
 RUN = "run"  # a failed run of the user account's job
+OWN_QUERY = "own_query"  # an entry in the user account's query history
 
 DAGSTER_DOWN = 503
 """What a caller who passed every check gets when Dagster is not running: the matrix
@@ -277,6 +279,13 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
     },
     ("GET", "/api/destinations"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("GET", "/api/dashboard"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("POST", "/api/queries"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("POST", "/api/queries/validate"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("GET", "/api/queries/history"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("POST", "/api/queries/history/{history_id:int}/run"): {
+        OWN_QUERY: row(anonymous=401, viewer=404, user=200, admin=200),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
 }
 CASES = [
     (method, path, target, role, status)
@@ -317,6 +326,7 @@ class World:
     stored_source: str = ""
     jobs: dict[str, int] = field(default_factory=dict)
     run_id: str = ""
+    query_id: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -341,10 +351,21 @@ def world(
     run_id = str(uuid.uuid4())
     with session_scope(settings.metadata_url) as session:
         session.add(Run(id=run_id, job_id=jobs[OWN_JOB], status="failed", rows_per_table={}))
+        entry = QueryRun(user_id=ids["user"], sql="select 1 as one", role="user", outcome="success")
+        session.add(entry)
+        session.flush()
+        query_id = entry.id
     with TestClient(create_app(settings)) as test_client:
         world = World(test_client, ids, datasets["marts.customer_revenue"], settings)
         yield World(
-            test_client, ids, world.dataset_id, settings, _store_source(world), jobs, run_id
+            test_client,
+            ids,
+            world.dataset_id,
+            settings,
+            _store_source(world),
+            jobs,
+            run_id,
+            query_id,
         )
 
 
@@ -397,6 +418,8 @@ def _body(method: str, path: str, account: Account, client: Client) -> dict[str,
         return {"name": f"job {uuid.uuid4().hex[:12]}", "sourceId": "shop"}
     if (method, path) == ("PATCH", "/api/jobs/{job_id:int}"):
         return {"description": "Changed"}
+    if path in ("/api/queries", "/api/queries/validate"):
+        return {"sql": "select 1 as one"}
     return None
 
 
@@ -423,6 +446,9 @@ def _url(world: World, method: str, path: str, role: str, target: str) -> str:
             owner = world.ids["user"] if target == OWN_JOB else world.ids["other"]
             job_id = _job(world.settings, owner, target == SHARED_JOB)
         return path.replace("{job_id:int}", str(job_id))
+    if "{history_id:int}" in path:
+        history_id = world.query_id if target == OWN_QUERY else MISSING_ID
+        return path.replace("{history_id:int}", str(history_id))
     if "{run_id:str}" in path:
         run_id = world.run_id if target == RUN else "00000000-0000-4000-8000-000000000000"
         return path.replace("{run_id:str}", run_id)

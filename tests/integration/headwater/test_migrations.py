@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 
 import api.audit.models
 import api.auth.models
+import api.queries.models
 import api.users.models
 import catalog.models
 import ingest.models
@@ -22,11 +23,12 @@ from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0008"
+HEAD = "0009"
 MODELS = (
     api.users.models,
     api.auth.models,
     api.audit.models,
+    api.queries.models,
     catalog.models,
     ingest.models,
     orchestration.models,

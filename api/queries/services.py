@@ -1,0 +1,229 @@
+"""Ad hoc queries for API callers: validate in the metadata store's threads, run in the
+query threads (a bounded set of their own: a slow query never holds up the store),
+record every attempt in the caller's history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.auth.schemas import CurrentUser
+from api.db import Database
+from api.errors import NotFound, ServiceUnavailable
+from api.queries.models import QueryRun
+from api.queries.schemas import (
+    ColumnOut,
+    HistoryOut,
+    Problem,
+    QueryIn,
+    QueryResultOut,
+    ValidationOut,
+)
+from api.schemas import Page
+from api.times import as_utc
+from catalog.queries import service
+from catalog.queries.errors import (
+    QueryError,
+    QueryRejected,
+    QueryTimeout,
+    WarehouseBusy,
+)
+from catalog.queries.execute import QueryResult
+from catalog.queries.validate import ValidatedQuery
+from headwater.settings import Settings
+
+QUERY_SLOTS = 4
+SLOT_WAIT_SECONDS = 10
+ERROR_TEXT_LIMIT = 2000
+
+
+class QueryRunner:
+    """Runs validated queries in at most :data:`QUERY_SLOTS` threads at once."""
+
+    def __init__(self, slots: int = QUERY_SLOTS) -> None:
+        self._slots = slots
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:  # bound to the event loop that first uses it
+            self._limiter = anyio.CapacityLimiter(self._slots)
+        return self._limiter
+
+    async def run(
+        self,
+        settings: Settings,
+        query: ValidatedQuery,
+        params: Mapping[str, Any] | None,
+        role: str,
+        timeout: float | None,
+    ) -> QueryResult:
+        limiter = self.limiter
+        try:
+            with anyio.fail_after(SLOT_WAIT_SECONDS):
+                await limiter.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "Every query slot is busy", retry_after=SLOT_WAIT_SECONDS
+            ) from None
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: service.run(settings, query, params, role=role, timeout=timeout),
+                abandon_on_cancel=False,
+            )
+        finally:
+            limiter.release()
+
+
+def outcome_of(error: BaseException) -> str:
+    if isinstance(error, QueryRejected):
+        return "rejected"
+    if isinstance(error, QueryTimeout):
+        return "timeout"
+    if isinstance(error, WarehouseBusy | ServiceUnavailable):
+        return "busy"
+    return "failed"
+
+
+def record(
+    session: Session,
+    user: CurrentUser,
+    body: QueryIn,
+    outcome: str,
+    *,
+    row_count: int | None = None,
+    elapsed_ms: float | None = None,
+    error: str | None = None,
+) -> int:
+    entry = QueryRun(
+        user_id=user.id,
+        sql=body.sql,
+        dialect=body.dialect,
+        params=dict(body.params) if body.params else None,
+        role=user.role,
+        outcome=outcome,
+        row_count=row_count,
+        elapsed_ms=elapsed_ms,
+        error=error[:ERROR_TEXT_LIMIT] if error else None,
+    )
+    session.add(entry)
+    session.flush()
+    return int(entry.id)
+
+
+async def run_query(
+    settings: Settings,
+    database: Database,
+    runner: QueryRunner,
+    user: CurrentUser,
+    body: QueryIn,
+) -> QueryResultOut:
+    """Validate, run and record ``body`` for ``user``; errors are recorded, then raised."""
+    started = time.perf_counter()
+    try:
+        query = await database.run(
+            lambda s: service.prepare(
+                s,
+                settings,
+                body.sql,
+                role=user.role,
+                dialect=body.dialect,
+                limit=body.limit,
+                params=body.params,
+            )
+        )
+        result = await runner.run(settings, query, body.params, user.role, body.timeout_seconds)
+    except (QueryError, ServiceUnavailable) as exc:
+        elapsed = round((time.perf_counter() - started) * 1000, 2)
+        outcome, error = outcome_of(exc), str(exc)
+        await database.run(
+            lambda s: record(s, user, body, outcome, elapsed_ms=elapsed, error=error)
+        )
+        raise
+    history_id = await database.run(
+        lambda s: record(
+            s, user, body, "success", row_count=len(result.rows), elapsed_ms=result.elapsed_ms
+        )
+    )
+    return QueryResultOut(
+        columns=[ColumnOut(c.name, c.type) for c in result.columns],
+        rows=[list(row) for row in result.rows],
+        row_count=len(result.rows),
+        truncated=result.truncated,
+        elapsed_ms=result.elapsed_ms,
+        cached=False,
+        sql=query.sql,
+        history_id=history_id,
+    )
+
+
+def validate_query(
+    session: Session, settings: Settings, user: CurrentUser, body: QueryIn
+) -> ValidationOut:
+    try:
+        query = service.prepare(
+            session,
+            settings,
+            body.sql,
+            role=user.role,
+            dialect=body.dialect,
+            limit=body.limit,
+            params=body.params,
+        )
+    except QueryRejected as exc:
+        problem = Problem(exc.message, line=exc.line, column=exc.column, hint=exc.hint)
+        return ValidationOut(False, [problem], None, [], [], [])
+    return ValidationOut(
+        True, [], query.sql, list(query.tables), list(query.columns), list(query.parameters)
+    )
+
+
+def _history_row(entry: QueryRun) -> HistoryOut:
+    return HistoryOut(
+        id=entry.id,
+        user_id=entry.user_id,
+        sql=entry.sql,
+        dialect=entry.dialect,
+        params=entry.params,
+        outcome=entry.outcome,  # type: ignore[arg-type]
+        row_count=entry.row_count,
+        elapsed_ms=entry.elapsed_ms,
+        error=entry.error,
+        created_at=as_utc(entry.created_at),
+    )
+
+
+def list_history(
+    session: Session,
+    user: CurrentUser,
+    *,
+    limit: int,
+    offset: int,
+    user_id: int | None = None,
+) -> Page[HistoryOut]:
+    """The caller's queries, newest first (an admin sees everyone's, or one user's)."""
+    query = select(QueryRun)
+    if user.role != "admin":
+        query = query.where(QueryRun.user_id == user.id)
+    elif user_id is not None:
+        query = query.where(QueryRun.user_id == user_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(QueryRun.id.desc()).limit(limit).offset(offset)).all()
+    return Page(items=[_history_row(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+def history_entry(session: Session, user: CurrentUser, history_id: int) -> QueryIn:
+    """The query of one history entry the caller may see, ready to run again."""
+    entry = session.get(QueryRun, history_id)
+    if entry is None or (user.role != "admin" and entry.user_id != user.id):
+        raise NotFound("No query with this id in your history")
+    return QueryIn(
+        sql=entry.sql,
+        dialect=entry.dialect,  # type: ignore[arg-type]
+        params=entry.params,
+    )

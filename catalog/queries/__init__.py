@@ -1,0 +1,8 @@
+"""Ad hoc SQL: validated by sqlglot against the catalog, then run by an engine that
+enforces the same rules itself (the parser is the first filter, the engine the last word).
+
+- :mod:`catalog.queries.policy` — what may run: functions per engine, schemas per role.
+- :mod:`catalog.queries.validate` — pure: SQL text in, the SQL that will run out (or
+  :class:`~catalog.queries.errors.QueryRejected` saying why not).
+- :mod:`catalog.queries.execute` — runs a validated query on a locked-down connection.
+"""

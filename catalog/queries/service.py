@@ -1,0 +1,74 @@
+"""Ad hoc queries end to end: validate against what the caller's role may read, then run.
+
+Used by the API (``POST /api/queries``) and the CLI (``headwater query``) alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from catalog.queries import execute
+from catalog.queries.errors import QueryRejected
+from catalog.queries.known import known_tables
+from catalog.queries.policy import ROLES, Engine
+from catalog.queries.validate import ValidatedQuery, validate
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from headwater.settings import Settings
+
+
+def engine_of(settings: Settings) -> Engine:
+    return "duckdb" if settings.warehouse == "duckdb" else "postgres"
+
+
+def prepare(
+    session: Session,
+    settings: Settings,
+    sql: str,
+    *,
+    role: str,
+    dialect: str | None = None,
+    limit: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> ValidatedQuery:
+    """``sql`` as it will run for ``role``, or QueryRejected saying why it may not."""
+    if role not in ROLES:
+        raise QueryRejected(f"Unknown role {role!r}")
+    return validate(
+        sql,
+        known_tables(session, settings, role),
+        engine=engine_of(settings),
+        dialect=dialect,
+        limit=limit,
+        cap=settings.query_row_cap,
+        max_chars=settings.query_max_sql_chars,
+        params=params,
+    )
+
+
+def timeout_for(settings: Settings, requested: float | None) -> float:
+    """The run time a query gets: what was asked, never above the configured maximum."""
+    ceiling = settings.query_timeout_seconds
+    return ceiling if requested is None else max(0.1, min(float(requested), ceiling))
+
+
+def run(
+    settings: Settings,
+    query: ValidatedQuery,
+    params: Mapping[str, Any] | None,
+    *,
+    role: str,
+    timeout: float | None = None,
+) -> execute.QueryResult:
+    """Run a validated query on the locked-down connection of ``role``."""
+    return execute.run(
+        settings,
+        query.bind_sql,
+        params,
+        role=role,
+        limit=query.limit,
+        timeout=timeout_for(settings, timeout),
+    )

@@ -1,0 +1,560 @@
+"""The first filter: one read-only query over readable tables, with a row limit.
+
+:func:`validate` is pure: SQL text and what the catalog knows go in; the SQL that will
+run comes out, with every table qualified, the row limit applied and the placeholders
+ready to bind — or :class:`QueryRejected` with a reason, and the line and column when
+the parser knows them. The engine enforces the same rules again when the query runs
+(:mod:`catalog.queries.execute`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import logging
+import re
+import secrets
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import sqlglot
+from sqlglot import TokenType, exp
+from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify import qualify
+
+from catalog.queries.errors import QueryRejected
+from catalog.queries.policy import ALLOWED_FUNCTIONS, Engine, is_denied
+
+DIALECTS = ("duckdb", "postgres")
+PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_PARAM_SENTINEL = "hw_{}_{}"
+
+# sqlglot falls back to an opaque command for statements it does not model; it says
+# so on its logger. The validator refuses those, so the warning is only noise.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+# What a top-level statement or a node inside the query is, in words.
+_STATEMENT_WORDS: dict[type[exp.Expr], str] = {
+    exp.Insert: "an INSERT (a data change)",
+    exp.Update: "an UPDATE (a data change)",
+    exp.Delete: "a DELETE (a data change)",
+    exp.Merge: "a MERGE (a data change)",
+    exp.Copy: "a COPY (a file read or write)",
+    exp.Create: "a CREATE (a schema change)",
+    exp.Drop: "a DROP (a schema change)",
+    exp.Alter: "an ALTER (a schema change)",
+    exp.TruncateTable: "a TRUNCATE (a data change)",
+    exp.Grant: "a GRANT (a permission change)",
+    exp.Revoke: "a REVOKE (a permission change)",
+    exp.Comment: "a COMMENT (a schema change)",
+    exp.Attach: "an ATTACH (another database)",
+    exp.Detach: "a DETACH (another database)",
+    exp.Install: "an INSTALL (an extension)",
+    exp.Pragma: "a PRAGMA (an engine setting)",
+    exp.Set: "a SET (a session setting)",
+    exp.Transaction: "transaction control",
+    exp.Commit: "transaction control",
+    exp.Rollback: "transaction control",
+    exp.Use: "a USE (a session setting)",
+    exp.Describe: "a DESCRIBE",
+    exp.Summarize: "a SUMMARIZE",
+    exp.Show: "a SHOW",
+    exp.Analyze: "an ANALYZE",
+    exp.Pivot: "a PIVOT statement",
+}
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table or view the catalog knows: warehouse schema, name and columns."""
+
+    schema: str
+    name: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...] = ()  # the warehouse's type names, when known
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def _type_name(kind: str) -> str:
+    """A type sqlglot can read (nested types help it resolve struct fields), else UNKNOWN."""
+    if not kind:
+        return "UNKNOWN"
+    try:
+        exp.DataType.build(kind, dialect="duckdb")
+    except Exception:
+        return "UNKNOWN"
+    return kind
+
+
+@dataclass(frozen=True)
+class KnownTables:
+    """The relations a caller may read (and, for better errors, those it may not)."""
+
+    readable: tuple[Relation, ...]
+    hidden: frozenset[str] = field(default_factory=frozenset)  # lower-case schema.name
+    # Schema names as users write them -> warehouse schemas (``marts`` -> ``t1_marts``
+    # when a schema prefix is configured), lower case.
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def _by_qualified(self) -> dict[str, Relation]:
+        return {r.qualified.lower(): r for r in self.readable}
+
+    @cached_property
+    def _by_name(self) -> dict[str, list[Relation]]:
+        index: dict[str, list[Relation]] = {}
+        for relation in self.readable:
+            index.setdefault(relation.name.lower(), []).append(relation)
+        return index
+
+    @cached_property
+    def mapping(self) -> dict[str, object]:
+        """The readable relations as sqlglot's schema mapping."""
+        schemas: dict[str, Any] = {}
+        for relation in self.readable:
+            types = relation.types or ("",) * len(relation.columns)
+            schemas.setdefault(relation.schema, {})[relation.name] = {
+                column: _type_name(kind)
+                for column, kind in zip(relation.columns, types, strict=False)
+            }
+        return schemas
+
+    def find(self, schema: str | None, name: str) -> list[Relation]:
+        if schema is not None:
+            schema = self.aliases.get(schema.lower(), schema)
+            found = self._by_qualified.get(f"{schema}.{name}".lower())
+            return [found] if found else []
+        return list(self._by_name.get(name.lower(), []))
+
+    def suggest(self, written: str) -> str | None:
+        names = [r.qualified for r in self.readable] + [r.name for r in self.readable]
+        close = difflib.get_close_matches(written, names, n=1, cutoff=0.6)
+        if not close:
+            lowered = {n.lower(): n for n in names}
+            close = [lowered[m] for m in difflib.get_close_matches(written.lower(), lowered, 1)]
+        return close[0] if close else None
+
+
+@dataclass(frozen=True)
+class ValidatedQuery:
+    """A query that passed the first filter, ready for the engine."""
+
+    engine: Engine
+    sql: str  # as it will run: tables qualified, LIMIT applied, placeholders named
+    canonical: str  # sqlglot's normalised form: the same for whitespace and case changes
+    limit: int  # rows returned at most (the SQL fetches one more to tell truncation)
+    tables: tuple[str, ...]
+    columns: tuple[str, ...]
+    parameters: tuple[str, ...]
+    bind_sql: str  # ``sql`` in the driver's placeholder syntax (psycopg2's escapes %)
+
+
+def validate(
+    sql: str,
+    known: KnownTables,
+    *,
+    engine: Engine,
+    dialect: str | None = None,
+    limit: int | None = None,
+    cap: int = 10_000,
+    max_chars: int = 20_000,
+    params: Mapping[str, Any] | None = None,
+) -> ValidatedQuery:
+    """Check ``sql`` and return it as it will run on ``engine``, or raise QueryRejected."""
+    try:
+        return _validate(sql, known, engine, dialect, limit, cap, max_chars, params)
+    except RecursionError:
+        raise QueryRejected("The SQL is nested too deeply to check") from None
+
+
+def _validate(
+    sql: str,
+    known: KnownTables,
+    engine: Engine,
+    dialect: str | None,
+    limit: int | None,
+    cap: int,
+    max_chars: int,
+    params: Mapping[str, Any] | None,
+) -> ValidatedQuery:
+    read = dialect or engine
+    if read not in DIALECTS:
+        raise QueryRejected(f"Unknown dialect {read!r}", hint=f"use one of: {', '.join(DIALECTS)}")
+    if len(sql) > max_chars:
+        raise QueryRejected(f"The SQL is {len(sql):,} characters long; the most is {max_chars:,}")
+    if "\x00" in sql:
+        raise QueryRejected("The SQL contains a NUL character")
+    tokens = _tokens(sql, read)
+    _check_written_names(tokens)
+    tree = _one_statement(sql, read, tokens)
+    _check_statement(tree, sql)
+    _check_nodes(tree, engine)
+    names = _parameters(tree, params)
+    tables = _qualify_tables(tree, known, engine)
+    columns = _columns_used(tree, known, engine)
+    rows = min(limit, cap) if limit is not None else cap
+    tree = _limited(tree, rows, engine)
+    canonical = normalize_identifiers(tree.copy(), dialect=engine).sql(dialect=engine)
+    shown, bindable = _render(tree, engine, names)
+    return ValidatedQuery(
+        engine=engine,
+        sql=shown,
+        canonical=canonical,
+        limit=rows,
+        tables=tables,
+        columns=columns,
+        parameters=tuple(sorted(names)),
+        bind_sql=bindable,
+    )
+
+
+def _tokens(sql: str, dialect: str) -> list[Any]:
+    try:
+        return list(sqlglot.tokenize(sql, read=dialect))
+    except (TokenError, SqlglotError, RecursionError) as exc:
+        raise QueryRejected(f"The SQL cannot be read: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_written_names(tokens: list[Any]) -> None:
+    """Refuse a dangerous function by the name as written: quoted, qualified, any case."""
+    for token, after in itertools.pairwise(tokens):
+        if after.token_type != TokenType.L_PAREN:
+            continue
+        if token.token_type in (TokenType.STRING, TokenType.NUMBER, TokenType.R_PAREN):
+            continue
+        if is_denied(token.text):
+            raise QueryRejected(
+                f"Function {token.text!r} is not allowed: it reads files, URLs, the "
+                "environment or server state, or waits",
+                line=token.line,
+                column=token.col,
+            )
+
+
+# Statements sqlglot cannot parse, named when refused (``found EXPORT DATABASE``).
+_VERBS = """ABORT ALTER ANALYZE ATTACH BEGIN CALL CHECKPOINT CLOSE CLUSTER COMMENT COMMIT COPY
+    CREATE DEALLOCATE DECLARE DELETE DETACH DISCARD DO DROP END EXECUTE EXPLAIN EXPORT FETCH
+    FORCE GRANT IMPORT INSERT INSTALL LISTEN LOAD LOCK MERGE MOVE NOTIFY PRAGMA PREPARE
+    REASSIGN REFRESH REINDEX RELEASE RESET REVOKE ROLLBACK SAVEPOINT SECURITY SET SHOW START
+    SUMMARIZE TRUNCATE UNLISTEN UPDATE USE VACUUM"""
+STATEMENT_VERBS = frozenset(_VERBS.split())
+
+
+def _one_statement(sql: str, dialect: str, tokens: list[Any]) -> exp.Expr:
+    try:
+        statements = [
+            s
+            for s in sqlglot.parse(sql, read=dialect)
+            if s is not None and not isinstance(s, exp.Semicolon)
+        ]
+    except ParseError as exc:
+        if tokens and tokens[0].text.upper() in STATEMENT_VERBS:
+            words = " ".join(t.text.upper() for t in tokens[:2] if t.text)
+            raise QueryRejected(
+                f"Only a SELECT query may run; found {words}",
+                hint="one SELECT, a UNION/INTERSECT/EXCEPT of SELECTs, or WITH … SELECT",
+            ) from None
+        first = exc.errors[0] if exc.errors else {}
+        description = str(first.get("description") or exc).split("\n")[0]
+        raise QueryRejected(
+            f"The SQL cannot be parsed: {description}",
+            line=first.get("line"),
+            column=first.get("col"),
+        ) from None
+    except (TokenError, SqlglotError, RecursionError) as exc:
+        raise QueryRejected(f"The SQL cannot be read: {_first_line(exc)}") from None
+    if not statements:
+        raise QueryRejected("The SQL holds no statement")
+    if len(statements) > 1:
+        raise QueryRejected(
+            f"Exactly one statement is allowed; found {len(statements)}",
+            hint="remove the ';' between statements",
+        )
+    return statements[0]
+
+
+def _describe(node: exp.Expr, sql: str) -> str:
+    for cls in type(node).__mro__:
+        words = _STATEMENT_WORDS.get(cls)
+        if words:
+            return words
+    if isinstance(node, exp.Command):
+        return f"the statement {str(node.this).upper()}"
+    first = sql.strip().split(None, 1)[0] if sql.strip() else "nothing"
+    return f"{first!r}, which is not a query"
+
+
+def _check_statement(tree: exp.Expr, sql: str) -> None:
+    query = tree.unnest() if isinstance(tree, exp.Subquery) else tree
+    if not isinstance(query, exp.Select | exp.SetOperation):
+        raise QueryRejected(
+            f"Only a SELECT query may run; found {_describe(query, sql)}",
+            hint="one SELECT, a UNION/INTERSECT/EXCEPT of SELECTs, or WITH … SELECT",
+        )
+
+
+def _check_nodes(tree: exp.Expr, engine: Engine) -> None:
+    allowed = ALLOWED_FUNCTIONS[engine]
+    for node in tree.walk():
+        if type(node) in _STATEMENT_WORDS or isinstance(node, exp.Command | exp.DML | exp.DDL):
+            raise QueryRejected(
+                f"Only reading is allowed; the query contains {_describe(node, '')}"
+            )
+        if isinstance(node, exp.Select | exp.SetOperation):
+            if node.args.get("into"):
+                raise QueryRejected("SELECT … INTO creates a table; only reading is allowed")
+            if node.args.get("locks"):
+                raise QueryRejected("Locking clauses (FOR UPDATE / FOR SHARE) are not allowed")
+        if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
+            raise QueryRejected("Table functions are not allowed; read tables by name")
+        if isinstance(node, exp.Unnest) and isinstance(node.parent, exp.From | exp.Join):
+            raise QueryRejected("Table functions are not allowed; read tables by name")
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Connector):
+            name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+            if isinstance(node.parent, exp.Dot) and node.parent.expression is node:
+                raise QueryRejected(
+                    f"Function {name!r} is qualified with a schema; call functions "
+                    "by their plain name"
+                )
+            if is_denied(name) or name.lower() not in allowed:
+                raise QueryRejected(
+                    f"Function {name.lower()!r} is not on the list of functions ad hoc "
+                    f"queries may call on {engine}"
+                )
+
+
+def _parameters(tree: exp.Expr, params: Mapping[str, Any] | None) -> set[str]:
+    given = dict(params or {})
+    used: set[str] = set()
+    for node in list(tree.find_all(exp.Placeholder, exp.Parameter)):
+        name = _parameter_name(node)
+        if name is None:
+            raise QueryRejected(
+                "Positional parameters are not supported; name them "
+                "(:name in PostgreSQL SQL, $name in DuckDB SQL) and send params as an object"
+            )
+        if name not in given:
+            raise QueryRejected(f"No value given for parameter {name!r}")
+        used.add(name)
+        node.replace(exp.Placeholder(this=name))
+    unused = sorted(set(given) - used)
+    if unused:
+        raise QueryRejected(f"Parameter {unused[0]!r} is not used in the SQL")
+    for name, value in given.items():
+        if not PARAMETER_NAME.match(name):
+            raise QueryRejected(f"Parameter name {name!r} is not a plain identifier")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise QueryRejected(f"Parameter {name!r} must be a string, number, boolean or null")
+    return used
+
+
+def _parameter_name(node: exp.Expr) -> str | None:
+    value = node.this
+    if isinstance(value, exp.Identifier | exp.Var):
+        value = value.name
+    if isinstance(value, str) and value and not value.isdigit():
+        return value
+    return None
+
+
+def _name_key(identifier: exp.Expr | None, engine: Engine) -> str:
+    """How ``engine`` compares this name: DuckDB ignores case; PostgreSQL folds unquoted
+    names to lower case and keeps quoted ones as written."""
+    if not isinstance(identifier, exp.Identifier):
+        return ""
+    if engine == "duckdb" or not identifier.quoted:
+        return identifier.name.lower()
+    return identifier.name
+
+
+def _visible_ctes(table: exp.Table, engine: Engine) -> set[str]:
+    """The CTE names ``table`` can refer to where it stands: those of every enclosing
+    WITH whose body holds it, and within a WITH only the CTEs defined before the one it
+    is in (that one too when RECURSIVE)."""
+    names: set[str] = set()
+    child: exp.Expr = table
+    node = table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            recursive = bool(node.args.get("recursive"))
+            for cte in node.expressions:
+                if cte is child and not recursive:
+                    break
+                names.add(_name_key(cte.args.get("alias") and cte.args["alias"].this, engine))
+                if cte is child:
+                    break
+        else:
+            with_ = node.args.get("with_")
+            if isinstance(with_, exp.With) and child is not with_:
+                for cte in with_.expressions:
+                    alias = cte.args.get("alias")
+                    names.add(_name_key(alias.this if alias else None, engine))
+        child, node = node, node.parent
+    names.discard("")
+    return names
+
+
+def _qualify_tables(tree: exp.Expr, known: KnownTables, engine: Engine) -> tuple[str, ...]:
+    used: dict[str, None] = {}
+    for table in list(tree.find_all(exp.Table)):
+        name, schema = table.name, table.db or None
+        if table.catalog:
+            raise QueryRejected(
+                f"Name tables as schema.table; {table.sql()!r} names a database too"
+            )
+        if schema is None and _name_key(table.this, engine) in _visible_ctes(table, engine):
+            continue
+        found = known.find(schema, name)
+        if not found:
+            raise _unknown_table(schema, name, known)
+        if len(found) > 1:
+            options = " or ".join(r.qualified for r in found)
+            raise QueryRejected(f"Table {name!r} is in several schemas; write {options}")
+        relation = found[0]
+        table.set("db", exp.to_identifier(relation.schema))
+        table.set("this", exp.to_identifier(relation.name))
+        used[relation.qualified] = None
+    return tuple(used)
+
+
+def _unknown_table(schema: str | None, name: str, known: KnownTables) -> QueryRejected:
+    written = f"{schema}.{name}" if schema else name
+    actual = known.aliases.get(schema.lower(), schema) if schema else None
+    if (actual and f"{actual}.{name}".lower() in known.hidden) or (
+        not schema and any(name.lower() == h.split(".", 1)[1] for h in known.hidden)
+    ):
+        return QueryRejected(
+            f"Table {written!r} is not readable with your role",
+            hint="ask an admin, or query a schema your role may read",
+        )
+    if "/" in written or "\\" in written or re.search(r"\.(csv|parquet|json|txt)$", written):
+        return QueryRejected(
+            f"{written!r} looks like a file; ad hoc queries read warehouse tables only"
+        )
+    suggestion = known.suggest(written)
+    return QueryRejected(
+        f"Unknown table {written!r}",
+        hint=f"did you mean {suggestion}?" if suggestion else "see GET /api/catalog/datasets",
+    )
+
+
+def _columns_used(tree: exp.Expr, known: KnownTables, engine: Engine) -> tuple[str, ...]:
+    """Qualify a copy of the query against the catalog; an unknown column is refused."""
+    copy = tree.copy()
+    try:
+        qualified = qualify(
+            copy,
+            schema=known.mapping,
+            dialect=engine,
+            validate_qualify_columns=True,
+            quote_identifiers=False,
+            expand_stars=True,
+        )
+    except OptimizeError as exc:
+        raise _unknown_column(str(exc), tree, known) from None
+    except Exception:  # sqlglot cannot model every engine feature; the engine decides
+        return ()
+    aliases = {
+        t.alias_or_name.lower(): f"{t.db}.{t.name}" for t in qualified.find_all(exp.Table) if t.db
+    }
+    used: dict[str, None] = {}
+    for column in qualified.find_all(exp.Column):
+        table = aliases.get(column.table.lower())
+        if table and column.name:
+            used[f"{table}.{column.name}"] = None
+    return tuple(used)
+
+
+def _unknown_column(message: str, tree: exp.Expr, known: KnownTables) -> QueryRejected:
+    match = re.search(r"Column '(.+?)' could not be resolved", message) or re.search(
+        r"Unknown column: (\S+)", message
+    )
+    if not match:
+        return QueryRejected(f"The query cannot be resolved against the catalog: {message}")
+    written = match.group(1).strip('"')
+    candidates: list[str] = []
+    for table in tree.find_all(exp.Table):
+        for relation in known.find(table.db or None, table.name):
+            candidates += relation.columns
+    close = difflib.get_close_matches(written, candidates, n=1, cutoff=0.6) or (
+        difflib.get_close_matches(written.lower(), [c.lower() for c in candidates], n=1)
+    )
+    return QueryRejected(
+        f"Unknown column {written!r}",
+        hint=f"did you mean {close[0]}?" if close else None,
+    )
+
+
+def _limited(tree: exp.Expr, rows: int, engine: Engine) -> exp.Expr:
+    """The query returning at most ``rows + 1`` rows (the extra one tells truncation)."""
+    query = tree
+    if isinstance(tree, exp.Subquery):  # (SELECT …) ORDER BY … LIMIT …: the same, spelled
+        query = exp.select("*").from_(  # as a query over the parenthesised one
+            exp.Subquery(this=tree.this, alias=exp.TableAlias(this=exp.to_identifier("q")))
+        )
+        for key in ("order", "limit", "offset"):
+            if tree.args.get(key) is not None:
+                query.set(key, tree.args[key])
+    if not isinstance(query, exp.Query):  # _check_statement let only queries through
+        raise QueryRejected("Only a SELECT query may run")
+    limit = query.args.get("limit")
+    if limit is None:
+        return _as_expr(query.limit(rows + 1, copy=False))
+    if isinstance(limit, exp.Limit) and isinstance(limit.expression, exp.Literal):
+        written = int(limit.expression.name) if limit.expression.is_int else None
+        if written is not None and not limit.args.get("offset"):
+            return _as_expr(query.limit(min(written, rows + 1), copy=False))
+    outer = exp.select("*").from_(query.subquery("q", copy=False))
+    return _as_expr(outer.limit(rows + 1, copy=False))
+
+
+def _as_expr(node: Any) -> exp.Expr:
+    if not isinstance(node, exp.Expr):  # pragma: no cover - sqlglot returns expressions
+        raise TypeError(f"not an expression: {node!r}")
+    return node
+
+
+def _render(tree: exp.Expr, engine: Engine, names: Collection[str]) -> tuple[str, str]:
+    """The SQL to show, and the same SQL in the driver's placeholder syntax."""
+    if engine == "duckdb" or not names:
+        shown = tree.sql(dialect=engine)
+        return shown, shown
+    # A fresh random marker per query: text written in the SQL (a string, a comment)
+    # cannot guess it, so only real placeholders become bound parameters.
+    token = secrets.token_hex(8)
+    sentinels = {}
+    copy = tree.copy()
+    for index, node in enumerate(list(copy.find_all(exp.Placeholder))):
+        sentinel = _PARAM_SENTINEL.format(token, index)
+        sentinels[sentinel] = str(node.this)
+        node.replace(exp.Placeholder(this=exp.to_identifier(sentinel)))
+    rendered = copy.sql(dialect=engine)
+    shown, bindable = rendered, rendered.replace("%", "%%")
+    for sentinel, name in sentinels.items():
+        if rendered.count(sentinel) != 1:  # pragma: no cover - a 64-bit random collision
+            raise QueryRejected("The SQL cannot be prepared; send it again")
+        shown = shown.replace(f"%({sentinel})s", f":{name}")
+        bindable = bindable.replace(f"%%({sentinel})s", f"%({name})s")
+    return shown, bindable
+
+
+def relations(rows: Iterable[tuple[str, str, str, str]]) -> list[Relation]:
+    """Relations from ``(schema, table, column, type)`` rows in column order."""
+    grouped: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for schema, table, column, kind in rows:
+        grouped.setdefault((schema, table), []).append((column, kind))
+    return [
+        Relation(s, t, tuple(c for c, _ in cols), tuple(k for _, k in cols))
+        for (s, t), cols in grouped.items()
+    ]
