@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ from catalog.origins import SourceOrigin
 from headwater.cache import invalidate
 from headwater.db import session_scope, utcnow
 from headwater.warehouse import LOCK_WAIT_SECONDS, wait_for_warehouse
+
+log = logging.getLogger("headwater.catalog")
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
@@ -573,4 +576,17 @@ def refresh(
         lineage = column_lineage(settings, datasets, edges, previous_fingerprints(session))
         summary = apply(session, datasets, edges, lineage)
     invalidate(settings.redis_url, CACHE_NAMESPACE)
+    if settings.warehouse == "postgres":
+        _grant_query_access(settings, {d.schema_name for d in datasets if d.kind != "source"})
     return replace(summary, seconds=time.perf_counter() - started)
+
+
+def _grant_query_access(settings: Settings, schemas: set[str]) -> None:
+    """New schemas (a new source's raw schema) become readable to the query roles that
+    may read them; a failure only delays that, it never fails the refresh."""
+    from catalog.queries.roles import grant_query_access
+
+    try:
+        grant_query_access(settings, sorted(schemas))
+    except Exception as exc:
+        log.warning("catalog: query roles not granted on the warehouse: %s", exc)

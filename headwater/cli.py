@@ -199,6 +199,19 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
     write_instance_config(settings.dagster_home)
     with step("metadata store migrated"):
         upgrade(settings.metadata_url)
+    if settings.warehouse == "postgres":
+        from catalog.queries.roles import grant_query_access
+
+        try:
+            with step("query roles granted on the warehouse"):
+                grant_query_access(settings)
+        except Exception as exc:  # the warehouse may come up later; init stays useful
+            click.secho(
+                f"warning: query roles not granted ({_one_line(exc)}); run `headwater init` "
+                "again once the warehouse answers",
+                fg="yellow",
+                err=True,
+            )
     password = ensure_admin(settings)
     if password is not None:
         click.secho(
@@ -624,6 +637,85 @@ def catalog() -> None:
 def catalog_refresh() -> None:
     """Rebuild the catalog from the warehouse, dbt and dlt."""
     run_catalog(_settings())
+
+
+def _param(text: str) -> tuple[str, Any]:
+    """``name=value``: the value read as JSON when it is (42, true, null), else as text."""
+    import json
+
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r}: write NAME=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name, value if isinstance(value, str | int | float | bool) or value is None else raw
+
+
+@main.command()
+@click.argument("sql")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="json: one JSON object per row (JSON lines).",
+)
+@click.option("--dialect", type=click.Choice(["duckdb", "postgres"]), help="The SQL's dialect.")
+@click.option("--limit", type=click.IntRange(1), help="Most rows (never above the row cap).")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "user", "viewer"]),
+    default="admin",
+    show_default=True,
+    help="Whose schemas the query may read.",
+)
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="A bound value.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds.")
+@handle_errors
+def query(
+    sql: str,
+    output: str,
+    dialect: str | None,
+    limit: int | None,
+    role: str,
+    params: tuple[str, ...],
+    timeout: float | None,
+) -> None:
+    """Run one read-only SQL query on the warehouse, checked like the API's."""
+    import csv
+    import json
+
+    from catalog.queries import service
+    from headwater.db import session_scope
+
+    settings = _settings()
+    values = dict(_param(p) for p in params)
+    with session_scope(settings.metadata_url) as session:
+        prepared = service.prepare(
+            session, settings, sql, role=role, dialect=dialect, limit=limit, params=values
+        )
+    result = service.run(settings, prepared, values, role=role, timeout=timeout)
+    names = [c.name for c in result.columns]
+    if output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(result.rows)
+    elif output == "json":
+        for row in result.rows:
+            click.echo(json.dumps(dict(zip(names, row, strict=True)), default=str))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*names)
+        for row in result.rows:
+            table.add_row(*("∅" if v is None else str(v) for v in row))
+        Console().print(table)
+    more = " (more rows matched: raise --limit, or narrow the query)" if result.truncated else ""
+    click.echo(f"{len(result.rows)} row(s) in {result.elapsed_ms:.0f} ms{more}", err=True)
 
 
 @main.command()

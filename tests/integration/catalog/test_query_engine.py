@@ -1,0 +1,222 @@
+"""The engine is the last word on ad hoc SQL: with the validator bypassed (SQL handed
+straight to the executor), DuckDB and PostgreSQL themselves refuse writes, file reads,
+ATTACH, setting changes and role escapes; timeouts stop queries; a load holding the
+DuckDB file is a WarehouseBusy. Also ``headwater query`` on a catalogued warehouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import psycopg2
+import pytest
+from click.testing import CliRunner
+
+from catalog.queries import execute
+from catalog.queries.errors import QueryError, QueryFailed, QueryTimeout, WarehouseBusy
+from catalog.queries.roles import grant_query_access, role_name
+from catalog.refresh import refresh
+from headwater.cli import main
+from headwater.migrate import upgrade
+from headwater.settings import Settings
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+ROLES = ("viewer", "user", "admin")
+
+
+def run(settings: Settings, sql: str, role: str = "viewer", timeout: float = 10) -> list[tuple]:  # type: ignore[type-arg]
+    return execute.run(settings, sql, None, role=role, limit=100, timeout=timeout).rows
+
+
+# --- DuckDB -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def duck(tmp_path: Path) -> Settings:
+    settings = make_settings(tmp_path)
+    with duckdb.connect(str(settings.duckdb_path)) as connection:
+        connection.execute(
+            "CREATE SCHEMA marts; CREATE TABLE marts.t AS SELECT range AS i FROM range(10)"
+        )
+    return settings
+
+
+@pytest.mark.parametrize(
+    ("sql", "refusal"),
+    [
+        ("delete from marts.t", "read-only"),
+        ("create table marts.u (i int)", "read-only"),
+        ("select * from read_csv('/etc/passwd')", "file system operations are disabled"),
+        ("select * from '/tmp/anything.csv'", "file system operations are disabled"),
+        ("attach '/tmp/elsewhere.duckdb' as other", "file system operations are disabled"),
+        ("copy marts.t to '/tmp/out.csv'", "file system operations are disabled"),
+        ("install httpfs", "disabled"),
+        ("load httpfs", "disabled"),
+        ("set threads = 64", "configuration has been locked"),
+        ("set enable_external_access = true", "configuration has been locked"),
+        ("select 1; delete from marts.t", "read-only"),
+    ],
+)
+def test_duckdb_refuses_what_the_validator_would(duck: Settings, sql: str, refusal: str) -> None:
+    with pytest.raises(QueryFailed) as refused:
+        run(duck, sql)
+    assert refusal in refused.value.message
+    assert run(duck, "select count(*) from marts.t") == [(10,)]  # nothing changed
+
+
+def test_duckdb_stops_a_query_at_its_timeout(duck: Settings) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout):
+        run(duck, "select count(*) from range(1000000000000) a", timeout=0.5)
+    assert time.monotonic() - started < 5
+
+
+def test_a_load_holding_the_file_is_busy_not_a_crash(duck: Settings) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys\n"
+            f"c = duckdb.connect({str(duck.duckdb_path)!r})\n"
+            "print('holding', flush=True)\nsys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(WarehouseBusy) as busy:
+            run(duck, "select 1")
+        assert busy.value.retry_after > 0
+    finally:
+        holder.communicate("", timeout=30)
+    assert run(duck, "select 1") == [(1,)]
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg(tmp_path: Path, pg_prefix: str) -> Iterator[Settings]:
+    login = f"hwq_{pg_prefix.rstrip('_')}"
+    settings = make_settings(
+        tmp_path,
+        warehouse="postgres",
+        warehouse_dbname="test",
+        schema_prefix=pg_prefix.rstrip("_") + "_",
+        query_user=login,
+    )
+    owner = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    owner.autocommit = True
+    with owner.cursor() as cur:
+        for schema in ("marts", "staging", "raw_shop"):
+            name = settings.warehouse_schema(schema)
+            cur.execute(f'CREATE SCHEMA "{name}"')
+            cur.execute(f'CREATE TABLE "{name}".t AS SELECT g AS i FROM generate_series(1, 10) g')
+    grant_query_access(settings)
+    yield settings
+    execute.close_pools()
+    with owner.cursor() as cur:
+        for name in (login, *(role_name(settings, role) for role in ROLES)):
+            cur.execute(f'DROP OWNED BY "{name}"')
+            cur.execute(f'DROP ROLE "{name}"')
+    owner.close()
+
+
+def test_postgres_roles_read_exactly_their_schemas(pg: Settings) -> None:
+    marts, staging, raw = (pg.warehouse_schema(s) for s in ("marts", "staging", "raw_shop"))
+    expected = {
+        "viewer": {marts},
+        "user": {marts, staging},
+        "admin": {marts, staging, raw},
+    }
+    for role, readable in expected.items():
+        for schema in (marts, staging, raw):
+            sql = f'select count(*) from "{schema}".t'
+            if schema in readable:
+                assert run(pg, sql, role) == [(10,)]
+            else:
+                with pytest.raises(QueryFailed, match="permission denied"):
+                    run(pg, sql, role)
+
+
+def test_postgres_tables_created_later_are_readable_by_the_roles_that_may(pg: Settings) -> None:
+    marts = pg.warehouse_schema("marts")
+    owner = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    try:
+        with owner, owner.cursor() as cur:
+            cur.execute(f'CREATE TABLE "{marts}".later AS SELECT 1 AS x')
+    finally:
+        owner.close()
+    assert run(pg, f'select x from "{marts}".later') == [(1,)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "refusal"),
+    [
+        ("delete from {marts}.t", "read-only transaction"),
+        ("create table {marts}.u (i int)", "read-only transaction"),
+        ("select pg_read_file('/etc/passwd')", "permission denied"),
+        ("copy {marts}.t to '/tmp/out.csv'", "pg_write_server_files"),
+        ("reset role; select count(*) from {raw}.t", "permission denied"),
+        ("set role postgres", "permission denied"),
+        ("commit; delete from {marts}.t", "permission denied"),
+        ("select set_config('default_transaction_read_only', 'off', false)", ""),
+    ],
+)
+def test_postgres_refuses_what_the_validator_would(pg: Settings, sql: str, refusal: str) -> None:
+    marts, raw = pg.warehouse_schema("marts"), pg.warehouse_schema("raw_shop")
+    statement = sql.format(marts=f'"{marts}"', raw=f'"{raw}"')
+    if refusal:
+        with pytest.raises(QueryError, match=refusal):
+            run(pg, statement, "admin")
+    else:  # allowed, but changes nothing that outlives the transaction
+        run(pg, statement, "admin")
+        with pytest.raises(QueryFailed, match="read-only transaction"):
+            run(pg, f"delete from {marts!r}.t".replace("'", '"'), "admin")
+    assert run(pg, f'select count(*) from "{marts}".t', "admin") == [(10,)]
+
+
+def test_postgres_stops_a_query_at_its_timeout(pg: Settings) -> None:
+    with pytest.raises(QueryTimeout):
+        run(pg, "select pg_sleep(5)", timeout=0.5)
+    assert run(pg, "select 1") == [(1,)]  # the pooled connection came back clean
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def test_headwater_query_prints_csv_json_and_explains_a_refusal(
+    duck: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("HEADWATER_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HEADWATER_HOME", str(duck.home_dir))
+    upgrade(duck.metadata_url)
+    refresh(duck)
+    cli = CliRunner()
+    csv_out = cli.invoke(
+        main, ["query", "select i from t where i < 3 order by i", "--format", "csv"]
+    )
+    assert csv_out.exit_code == 0, csv_out.output
+    assert csv_out.stdout.splitlines() == ["i", "0", "1", "2"]
+    json_out = cli.invoke(
+        main,
+        ["query", "select i from marts.t where i = $n", "--format", "json", "--param", "n=4"],
+    )
+    assert json_out.exit_code == 0, json_out.output
+    assert [json.loads(line) for line in json_out.stdout.splitlines()] == [{"i": 4}]
+    table = cli.invoke(main, ["query", "select count(*) as n from t"])
+    assert table.exit_code == 0 and "10" in table.stdout
+    refused = cli.invoke(main, ["query", "drop table marts.t"])
+    assert refused.exit_code == 1
+    assert "Only a SELECT query may run; found a DROP" in refused.stderr
