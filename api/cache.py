@@ -21,7 +21,8 @@ _encoder = msgspec.json.Encoder()
 _counters: dict[tuple[str, str], Any] = {}
 
 
-def _counter(namespace: str, result: str) -> Any:
+def cache_counter(namespace: str, result: str) -> Any:
+    """The hit or miss counter of ``namespace`` (the cache hit rate in ``/metrics``)."""
     key = (namespace, result)
     counter = _counters.get(key)
     if counter is None:
@@ -52,10 +53,10 @@ async def cached_json(
     key = key if key is not None else cache_key(request)
     body = await kv.cache_get(namespace, key) if ttl else None
     if body is not None:
-        _counter(namespace, "hit").inc()
+        cache_counter(namespace, "hit").inc()
         state = "hit"
     else:
-        _counter(namespace, "miss").inc()
+        cache_counter(namespace, "miss").inc()
         body = _encoder.encode(await produce())
         state = "miss"
         if ttl:

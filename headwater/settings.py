@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     query_timeout_seconds: float = Field(
         default=30, gt=0, le=3600, description="Default and longest run time of a query."
     )
+    query_cache_ttl_seconds: int = Field(
+        default=300, ge=0, description="How long a query result stays cached (0: never)."
+    )
     query_memory_limit: str = Field(default="1GB", description="DuckDB memory per query.")
     query_threads: int = Field(default=2, gt=0, description="DuckDB threads per query.")
     query_user: str = Field(

@@ -50,7 +50,8 @@ class QueriesController(Controller):
         data: QueryIn,
     ) -> QueryResultOut:
         user = current_user(request)
-        return await services.run_query(settings, database, query_runner, user, data)
+        kv = request.app.state.kv
+        return await services.run_query(settings, database, query_runner, kv, user, data)
 
     @post(
         "/validate",
@@ -117,4 +118,5 @@ class QueriesController(Controller):
     ) -> QueryResultOut:
         user = current_user(request)
         body = await database.run(lambda s: services.history_entry(s, user, history_id))
-        return await services.run_query(settings, database, query_runner, user, body)
+        kv = request.app.state.kv
+        return await services.run_query(settings, database, query_runner, kv, user, body)

@@ -5,16 +5,19 @@ record every attempt in the caller's history."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import anyio
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.auth.schemas import CurrentUser
+from api.cache import cache_counter
 from api.db import Database
 from api.errors import NotFound, ServiceUnavailable
+from api.kv import KeyValueStore
 from api.queries.models import QueryRun
 from api.queries.schemas import (
     ColumnOut,
@@ -37,9 +40,12 @@ from catalog.queries.execute import QueryResult
 from catalog.queries.validate import ValidatedQuery
 from headwater.settings import Settings
 
+T = TypeVar("T")
+CACHE_NAMESPACE = "queries"
 QUERY_SLOTS = 4
 SLOT_WAIT_SECONDS = 10
 ERROR_TEXT_LIMIT = 2000
+_encoder = msgspec.json.Encoder()
 
 
 class QueryRunner:
@@ -79,6 +85,10 @@ class QueryRunner:
         finally:
             limiter.release()
 
+    async def in_thread(self, work: Callable[[], T]) -> T:
+        """Short warehouse work (a data version) off the event loop."""
+        return await anyio.to_thread.run_sync(work)
+
 
 def outcome_of(error: BaseException) -> str:
     if isinstance(error, QueryRejected):
@@ -116,19 +126,36 @@ def record(
     return int(entry.id)
 
 
+class CachedResult(msgspec.Struct):
+    """What a cache entry holds: the answer without its history id."""
+
+    columns: list[ColumnOut]
+    rows: list[list[Any]]
+    truncated: bool
+    elapsed_ms: float
+    sql: str
+
+
+_decoder = msgspec.json.Decoder(CachedResult)
+
+
 async def run_query(
     settings: Settings,
     database: Database,
     runner: QueryRunner,
+    kv: KeyValueStore,
     user: CurrentUser,
     body: QueryIn,
 ) -> QueryResultOut:
-    """Validate, run and record ``body`` for ``user``; errors are recorded, then raised."""
+    """Validate, run (or serve from the cache) and record ``body`` for ``user``; a failure
+    is recorded, then raised."""
     started = time.perf_counter()
+    ttl = settings.query_cache_ttl_seconds
     try:
-        query = await database.run(
-            lambda s: service.prepare(
-                s,
+
+        def prepare(session: Session) -> tuple[ValidatedQuery, tuple[str, ...]]:
+            query = service.prepare(
+                session,
                 settings,
                 body.sql,
                 role=user.role,
@@ -136,7 +163,34 @@ async def run_query(
                 limit=body.limit,
                 params=body.params,
             )
-        )
+            return query, service.depends_on(session, settings, query) if ttl else ()
+
+        query, relations = await database.run(prepare)
+        key = None
+        if ttl:
+            version = await runner.in_thread(lambda: service.version(settings, relations))
+            key = service.cache_key(user.role, query, body.params, version)
+            hit = await kv.cache_get(CACHE_NAMESPACE, key)
+            if hit is not None:
+                cache_counter(CACHE_NAMESPACE, "hit").inc()
+                cached = _decoder.decode(hit)
+                elapsed = round((time.perf_counter() - started) * 1000, 2)
+                history_id = await database.run(
+                    lambda s: record(
+                        s, user, body, "success", row_count=len(cached.rows), elapsed_ms=elapsed
+                    )
+                )
+                return QueryResultOut(
+                    columns=cached.columns,
+                    rows=cached.rows,
+                    row_count=len(cached.rows),
+                    truncated=cached.truncated,
+                    elapsed_ms=elapsed,
+                    cached=True,
+                    sql=cached.sql,
+                    history_id=history_id,
+                )
+            cache_counter(CACHE_NAMESPACE, "miss").inc()
         result = await runner.run(settings, query, body.params, user.role, body.timeout_seconds)
     except (QueryError, ServiceUnavailable) as exc:
         elapsed = round((time.perf_counter() - started) * 1000, 2)
@@ -145,15 +199,20 @@ async def run_query(
             lambda s: record(s, user, body, outcome, elapsed_ms=elapsed, error=error)
         )
         raise
+    columns = [ColumnOut(c.name, c.type) for c in result.columns]
+    rows = [list(row) for row in result.rows]
+    if key is not None:
+        entry = CachedResult(columns, rows, result.truncated, result.elapsed_ms, query.sql)
+        await kv.cache_set(CACHE_NAMESPACE, key, _encoder.encode(entry), ttl)
     history_id = await database.run(
         lambda s: record(
             s, user, body, "success", row_count=len(result.rows), elapsed_ms=result.elapsed_ms
         )
     )
     return QueryResultOut(
-        columns=[ColumnOut(c.name, c.type) for c in result.columns],
-        rows=[list(row) for row in result.rows],
-        row_count=len(result.rows),
+        columns=columns,
+        rows=rows,
+        row_count=len(rows),
         truncated=result.truncated,
         elapsed_ms=result.elapsed_ms,
         cached=False,

@@ -5,6 +5,8 @@ Used by the API (``POST /api/queries``) and the CLI (``headwater query``) alike.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,7 @@ from catalog.queries.errors import QueryRejected
 from catalog.queries.known import known_tables
 from catalog.queries.policy import ROLES, Engine
 from catalog.queries.validate import ValidatedQuery, validate
+from catalog.queries.versions import data_version, upstream_relations
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -49,6 +52,11 @@ def prepare(
     )
 
 
+def version(settings: Settings, relations: tuple[str, ...]) -> str:
+    """The data version of ``relations`` now (see :mod:`catalog.queries.versions`)."""
+    return data_version(settings, relations)
+
+
 def timeout_for(settings: Settings, requested: float | None) -> float:
     """The run time a query gets: what was asked, never above the configured maximum."""
     ceiling = settings.query_timeout_seconds
@@ -72,3 +80,26 @@ def run(
         limit=query.limit,
         timeout=timeout_for(settings, timeout),
     )
+
+
+def depends_on(session: Session, settings: Settings, query: ValidatedQuery) -> tuple[str, ...]:
+    """The warehouse tables whose data the result of ``query`` depends on (PostgreSQL;
+    the embedded warehouse is versioned as a whole, see :mod:`catalog.queries.versions`)."""
+    if settings.warehouse == "duckdb":
+        return ()
+    return tuple(upstream_relations(session, query.tables))
+
+
+def cache_key(
+    role: str,
+    query: ValidatedQuery,
+    params: Mapping[str, Any] | None,
+    version: str,
+) -> str:
+    """The result cache key: the role, sqlglot's canonical SQL (whitespace and keyword
+    case do not matter), the bound values, the row limit and the data version."""
+    material = json.dumps(
+        [role, query.engine, query.canonical, sorted((params or {}).items()), query.limit, version],
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()

@@ -60,6 +60,7 @@ def build_warehouse(path: Path) -> None:
               FROM range(1, {CUSTOMERS} + 1);
             CREATE TABLE staging.stg_orders AS
               SELECT range AS order_id, range % 50 + 1 AS customer_id FROM range(1, 201);
+            CREATE TABLE marts.events AS SELECT range AS event_id FROM range(1, 6);
             CREATE TABLE raw_shop.customers AS
               SELECT range AS id, 'c' || range || '@example.com' AS email FROM range(1, 11);
             """
@@ -261,3 +262,21 @@ def test_validation_reports_problems_and_what_a_query_reads(stack: Stack) -> Non
     bad = validate("select *\nfrom customers\nwhere (")
     assert not bad["valid"] and bad["sql"] is None
     assert bad["errors"][0]["line"] == 3
+
+
+def test_results_are_cached_by_canonical_sql_and_dropped_when_the_data_changes(
+    stack: Stack,
+) -> None:
+    first = stack.query("viewer", {"sql": "select count(*) as n from events"})
+    assert (first["rows"], first["cached"]) == ([[5]], False)
+    again = stack.query("viewer", {"sql": "SELECT   COUNT(*) AS n\n  FROM events  "})
+    assert (again["rows"], again["cached"]) == ([[5]], True)
+    other_role = stack.query("user", {"sql": "select count(*) as n from events"})
+    assert other_role["cached"] is False  # keyed by role
+    with duckdb.connect(str(stack.settings.duckdb_path)) as connection:  # a load writes
+        connection.execute("INSERT INTO marts.events VALUES (6)")
+    after = stack.query("viewer", {"sql": "select count(*) as n from events"})
+    assert (after["rows"], after["cached"]) == ([[6]], False)
+    metrics = stack.client.get("/metrics").text
+    hits = [line for line in metrics.splitlines() if 'namespace="queries",result="hit"' in line]
+    assert hits and float(hits[0].rsplit(" ", 1)[1]) >= 1

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from catalog.queries import execute
 from catalog.queries.errors import QueryError, QueryFailed, QueryTimeout, WarehouseBusy
 from catalog.queries.roles import grant_query_access, role_name
+from catalog.queries.versions import data_version
 from catalog.refresh import refresh
 from headwater.cli import main
 from headwater.migrate import upgrade
@@ -220,3 +221,25 @@ def test_headwater_query_prints_csv_json_and_explains_a_refusal(
     refused = cli.invoke(main, ["query", "drop table marts.t"])
     assert refused.exit_code == 1
     assert "Only a SELECT query may run; found a DROP" in refused.stderr
+
+
+def test_postgres_data_versions_change_with_writes_to_the_tables_read(pg: Settings) -> None:
+    marts, staging = pg.warehouse_schema("marts"), pg.warehouse_schema("staging")
+    read = [f"{marts}.t"]
+    before = data_version(pg, read)
+    assert data_version(pg, read) == before
+    owner = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    owner.autocommit = True
+    try:
+        with owner.cursor() as cur:
+            cur.execute(f'INSERT INTO "{staging}".t VALUES (11)')  # a table not read
+            time.sleep(1.2)  # statistics are published within about a second
+            assert data_version(pg, read) == before
+            cur.execute(f'INSERT INTO "{marts}".t VALUES (11)')
+            time.sleep(1.2)
+            inserted = data_version(pg, read)
+            assert inserted != before
+            cur.execute(f'TRUNCATE "{marts}".t')  # a rebuilt table: new storage at once
+            assert data_version(pg, read) != inserted
+    finally:
+        owner.close()
