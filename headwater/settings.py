@@ -120,6 +120,9 @@ class Settings(BaseSettings):
         default=["*"], description="Schemas an admin's queries may read (`*`: all, raw too)."
     )
     query_row_cap: int = Field(default=10_000, gt=0, description="Most rows a query returns.")
+    query_export_row_cap: int = Field(
+        default=5_000_000, gt=0, description="Most rows a streamed export writes."
+    )
     query_max_sql_chars: int = Field(default=20_000, gt=0, description="Longest SQL text.")
     query_timeout_seconds: float = Field(
         default=30, gt=0, le=3600, description="Default and longest run time of a query."

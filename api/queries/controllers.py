@@ -7,10 +7,11 @@ everything (``HEADWATER_QUERY_SCHEMAS_*``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request
 from litestar.params import Parameter
+from litestar.response import Stream
 
 from api.auth.guards import current_user, requires_reader
 from api.db import Database
@@ -19,6 +20,7 @@ from api.queries import services
 from api.queries.schemas import HistoryOut, QueryIn, QueryResultOut, ValidationOut
 from api.routing import get, post
 from api.schemas import Page, bounded
+from catalog.queries.export import MEDIA_TYPES
 from headwater.settings import Settings
 
 MAX_PAGE_SIZE = 200
@@ -120,3 +122,35 @@ class QueriesController(Controller):
         body = await database.run(lambda s: services.history_entry(s, user, history_id))
         kv = request.app.state.kv
         return await services.run_query(settings, database, query_runner, kv, user, body)
+
+    @post(
+        "/export",
+        operation_id="exportQuery",
+        summary="Export a query's whole result",
+        description="Streams every row (up to `HEADWATER_QUERY_EXPORT_ROW_CAP`, or `limit`) "
+        "as CSV with a header line or as JSON lines, without holding the result in memory. "
+        "The query is checked as for `POST /api/queries`; a query stopped by its timeout "
+        "mid-stream ends the stream early.",
+        guards=[requires_reader],
+        status_code=200,
+        media_type="text/csv",
+        responses=error_responses(400, 401, 503),
+    )
+    async def export_query(
+        self,
+        request: Request[Any, Any, Any],
+        settings: Settings,
+        database: Database,
+        query_runner: services.QueryRunner,
+        data: QueryIn,
+        format: Annotated[
+            Literal["csv", "jsonl"], Parameter(description="csv (default) or jsonl.")
+        ] = "csv",
+    ) -> Stream:
+        user = current_user(request)
+        chunks = await services.export_query(settings, database, query_runner, user, data, format)
+        return Stream(
+            chunks,
+            media_type=MEDIA_TYPES[format],
+            headers={"Content-Disposition": f'attachment; filename="query.{format}"'},
+        )

@@ -4,8 +4,9 @@ record every attempt in the caller's history."""
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -37,6 +38,7 @@ from catalog.queries.errors import (
     WarehouseBusy,
 )
 from catalog.queries.execute import QueryResult
+from catalog.queries.export import Format
 from catalog.queries.validate import ValidatedQuery
 from headwater.settings import Settings
 
@@ -286,3 +288,44 @@ def history_entry(session: Session, user: CurrentUser, history_id: int) -> Query
         dialect=entry.dialect,  # type: ignore[arg-type]
         params=entry.params,
     )
+
+
+async def export_query(
+    settings: Settings,
+    database: Database,
+    runner: QueryRunner,
+    user: CurrentUser,
+    body: QueryIn,
+    fmt: Format,
+) -> Iterator[bytes]:
+    """The whole result of ``body`` as CSV or JSON lines, streamed; recorded in the
+    history when it starts. Errors before the first byte (a refused query, a busy
+    warehouse) are raised here, so they are still proper error responses."""
+    started = time.perf_counter()
+    try:
+        query = await database.run(
+            lambda s: service.prepare(
+                s,
+                settings,
+                body.sql,
+                role=user.role,
+                dialect=body.dialect,
+                limit=body.limit,
+                params=body.params,
+                export=True,
+            )
+        )
+        chunks = service.export(
+            settings, query, body.params, role=user.role, fmt=fmt, timeout=body.timeout_seconds
+        )
+        first = await runner.in_thread(lambda: next(chunks, b""))
+    except (QueryError, ServiceUnavailable) as exc:
+        elapsed = round((time.perf_counter() - started) * 1000, 2)
+        outcome, error = outcome_of(exc), str(exc)
+        await database.run(
+            lambda s: record(s, user, body, outcome, elapsed_ms=elapsed, error=error)
+        )
+        raise
+    elapsed = round((time.perf_counter() - started) * 1000, 2)
+    await database.run(lambda s: record(s, user, body, "success", elapsed_ms=elapsed))
+    return itertools.chain([first], chunks)

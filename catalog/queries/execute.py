@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,7 @@ def run(
 
 
 Fetch = Any  # (n: int) -> list[tuple]
+ErrorMapper = Callable[[Exception], Exception]
 
 
 @contextmanager
@@ -129,8 +130,34 @@ def _open_duckdb(settings: Settings) -> Any:
                 hint=f"retry in {RETRY_AFTER_SECONDS} seconds",
             ) from None
         raise QueryFailed(f"The warehouse cannot be opened: {_first_line(exc)}") from None
+    connection.execute("SET enable_progress_bar = false")
     connection.execute("SET lock_configuration = true")
     return connection
+
+
+@contextmanager
+def duckdb_session(settings: Settings, timeout: float) -> Iterator[tuple[Any, ErrorMapper]]:
+    """A locked-down connection, interrupted after ``timeout`` seconds, and the function
+    that turns its errors into Headwater's (a timeout, or the engine's refusal)."""
+    connection = _open_duckdb(settings)
+    timed_out = threading.Event()
+
+    def interrupt() -> None:
+        timed_out.set()
+        connection.interrupt()
+
+    def error(exc: Exception) -> Exception:
+        return _duckdb_error(exc, timed_out, timeout)
+
+    watchdog = threading.Timer(timeout, interrupt)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        yield connection, error
+    finally:
+        watchdog.cancel()
+        with suppress(Exception):
+            connection.close()
 
 
 @contextmanager
@@ -139,34 +166,20 @@ def _duckdb_cursor(
 ) -> Iterator[tuple[tuple[Column, ...], Fetch]]:
     import duckdb
 
-    connection = _open_duckdb(settings)
-    timed_out = threading.Event()
-
-    def interrupt() -> None:
-        timed_out.set()
-        connection.interrupt()
-
-    watchdog = threading.Timer(timeout, interrupt)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
+    with duckdb_session(settings, timeout) as (connection, error):
         try:
             result = connection.execute(sql, dict(params) if params else None)
             columns = tuple(Column(d[0], str(d[1])) for d in result.description or ())
         except duckdb.Error as exc:
-            raise _duckdb_error(exc, timed_out, timeout) from None
+            raise error(exc) from None
 
         def fetch(n: int) -> list[tuple[Any, ...]]:
             try:
                 return [tuple(row) for row in result.fetchmany(n)]
             except duckdb.Error as exc:
-                raise _duckdb_error(exc, timed_out, timeout) from None
+                raise error(exc) from None
 
         yield columns, fetch
-    finally:
-        watchdog.cancel()
-        with suppress(Exception):
-            connection.close()
 
 
 def _duckdb_error(exc: Exception, timed_out: threading.Event, timeout: float) -> Exception:
@@ -224,13 +237,9 @@ def close_pools() -> None:
 
 
 @contextmanager
-def _postgres_cursor(
-    settings: Settings,
-    sql: str,
-    params: Mapping[str, Any] | None,
-    role: str,
-    timeout: float,
-) -> Iterator[tuple[tuple[Column, ...], Fetch]]:
+def postgres_session(settings: Settings, role: str, timeout: float) -> Iterator[Any]:
+    """A pooled connection in a READ ONLY transaction with a statement timeout, running as
+    the query role of ``role``; rolled back before it goes back to the pool."""
     import psycopg2
     from psycopg2 import sql as pgsql
 
@@ -250,30 +259,36 @@ def _postgres_cursor(
             cur.execute(
                 pgsql.SQL("SET LOCAL ROLE {}").format(pgsql.Identifier(role_name(settings, role)))
             )
-            try:
-                cur.execute(sql, dict(params) if params else None)
-            except psycopg2.Error as exc:
-                raise _postgres_error(exc, timeout) from None
-            columns = tuple(
-                Column(d.name, _type_name(connection, d.type_code)) for d in cur.description or ()
-            )
-
-            def fetch(n: int) -> list[tuple[Any, ...]]:
-                try:
-                    return [tuple(row) for row in cur.fetchmany(n)]
-                except psycopg2.Error as exc:
-                    raise _postgres_error(exc, timeout) from None
-
-            yield columns, fetch
+        yield connection
     except psycopg2.Error as exc:
         broken = True
-        raise QueryFailed(f"The warehouse refused the query: {_first_line(exc)}") from None
+        raise _postgres_error(exc, timeout) from None
     finally:
         try:
             connection.rollback()
         except Exception:
             broken = True
         pool.putconn(connection, close=broken or bool(connection.closed))
+
+
+@contextmanager
+def _postgres_cursor(
+    settings: Settings,
+    sql: str,
+    params: Mapping[str, Any] | None,
+    role: str,
+    timeout: float,
+) -> Iterator[tuple[tuple[Column, ...], Fetch]]:
+    with postgres_session(settings, role, timeout) as connection, connection.cursor() as cur:
+        cur.execute(sql, dict(params) if params else None)
+        columns = tuple(
+            Column(d.name, _type_name(connection, d.type_code)) for d in cur.description or ()
+        )
+
+        def fetch(n: int) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in cur.fetchmany(n)]
+
+        yield columns, fetch
 
 
 def _postgres_error(exc: Exception, timeout: float) -> Exception:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from catalog.queries import execute
 from catalog.queries.errors import QueryRejected
+from catalog.queries.export import Format
+from catalog.queries.export import export as export_rows
 from catalog.queries.known import known_tables
 from catalog.queries.policy import ROLES, Engine
 from catalog.queries.validate import ValidatedQuery, validate
@@ -36,8 +38,12 @@ def prepare(
     dialect: str | None = None,
     limit: int | None = None,
     params: Mapping[str, Any] | None = None,
+    export: bool = False,
 ) -> ValidatedQuery:
-    """``sql`` as it will run for ``role``, or QueryRejected saying why it may not."""
+    """``sql`` as it will run for ``role``, or QueryRejected saying why it may not.
+
+    An ``export`` (streamed, never held in memory) has its own, higher row cap.
+    """
     if role not in ROLES:
         raise QueryRejected(f"Unknown role {role!r}")
     return validate(
@@ -46,7 +52,7 @@ def prepare(
         engine=engine_of(settings),
         dialect=dialect,
         limit=limit,
-        cap=settings.query_row_cap,
+        cap=settings.query_export_row_cap if export else settings.query_row_cap,
         max_chars=settings.query_max_sql_chars,
         params=params,
     )
@@ -103,3 +109,23 @@ def cache_key(
         default=str,
     )
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+def export(
+    settings: Settings,
+    query: ValidatedQuery,
+    params: Mapping[str, Any] | None,
+    *,
+    role: str,
+    fmt: Format,
+    timeout: float | None = None,
+) -> Iterator[bytes]:
+    """The whole result of an export-validated query, streamed as CSV or JSON lines."""
+    return export_rows(
+        settings,
+        query.bind_sql,
+        params,
+        role=role,
+        timeout=timeout_for(settings, timeout),
+        fmt=fmt,
+    )

@@ -200,7 +200,9 @@ def _validate(
     columns = _columns_used(tree, known, engine)
     rows = min(limit, cap) if limit is not None else cap
     tree = _limited(tree, rows, engine)
-    canonical = normalize_identifiers(tree.copy(), dialect=engine).sql(dialect=engine)
+    canonical = normalize_identifiers(tree.copy(), dialect=engine).sql(
+        dialect=engine, comments=False
+    )
     shown, bindable = _render(tree, engine, names)
     return ValidatedQuery(
         engine=engine,
@@ -526,9 +528,13 @@ def _as_expr(node: Any) -> exp.Expr:
 
 
 def _render(tree: exp.Expr, engine: Engine, names: Collection[str]) -> tuple[str, str]:
-    """The SQL to show, and the same SQL in the driver's placeholder syntax."""
+    """The SQL to show, and the same SQL in the driver's placeholder syntax.
+
+    Without comments: the SQL that runs is exactly the statement that was checked, and
+    it can be wrapped (an export's ``SELECT … FROM (<sql>) AS q``) as it is.
+    """
     if engine == "duckdb" or not names:
-        shown = tree.sql(dialect=engine)
+        shown = tree.sql(dialect=engine, comments=False)
         return shown, shown
     # A fresh random marker per query: text written in the SQL (a string, a comment)
     # cannot guess it, so only real placeholders become bound parameters.
@@ -539,7 +545,7 @@ def _render(tree: exp.Expr, engine: Engine, names: Collection[str]) -> tuple[str
         sentinel = _PARAM_SENTINEL.format(token, index)
         sentinels[sentinel] = str(node.this)
         node.replace(exp.Placeholder(this=exp.to_identifier(sentinel)))
-    rendered = copy.sql(dialect=engine)
+    rendered = copy.sql(dialect=engine, comments=False)
     shown, bindable = rendered, rendered.replace("%", "%%")
     for sentinel, name in sentinels.items():
         if rendered.count(sentinel) != 1:  # pragma: no cover - a 64-bit random collision

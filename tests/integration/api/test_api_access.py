@@ -280,6 +280,7 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
     ("GET", "/api/destinations"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("GET", "/api/dashboard"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("POST", "/api/queries"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("POST", "/api/queries/export"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("POST", "/api/queries/validate"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("GET", "/api/queries/history"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
     ("POST", "/api/queries/history/{history_id:int}/run"): {
@@ -418,7 +419,7 @@ def _body(method: str, path: str, account: Account, client: Client) -> dict[str,
         return {"name": f"job {uuid.uuid4().hex[:12]}", "sourceId": "shop"}
     if (method, path) == ("PATCH", "/api/jobs/{job_id:int}"):
         return {"description": "Changed"}
-    if path in ("/api/queries", "/api/queries/validate"):
+    if path in ("/api/queries", "/api/queries/validate", "/api/queries/export"):
         return {"sql": "select 1 as one"}
     return None
 

@@ -4,6 +4,9 @@ holding the file (503), history and re-runs, validation with line and column."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import subprocess
 import sys
 import time
@@ -280,3 +283,35 @@ def test_results_are_cached_by_canonical_sql_and_dropped_when_the_data_changes(
     metrics = stack.client.get("/metrics").text
     hits = [line for line in metrics.splitlines() if 'namespace="queries",result="hit"' in line]
     assert hits and float(hits[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_a_whole_result_streams_as_csv_or_json_lines(stack: Stack) -> None:
+    sql = {"sql": "select customer_id, name, lifetime_value from customers order by 1"}
+    response = stack.client.post("/api/queries/export", json=sql, headers=stack.headers["viewer"])
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["customer_id", "name", "lifetime_value"]
+    assert len(rows) == CUSTOMERS + 1  # past the row cap of answers: an export is whole
+    assert rows[1] == ["1", "customer 1", "1.25"]
+    lines = stack.client.post(
+        "/api/queries/export",
+        params={"format": "jsonl"},
+        json={
+            "sql": "select customer_id, is_vip from customers where customer_id <= $n order by 1",
+            "params": {"n": 3},
+        },
+        headers=stack.headers["viewer"],
+    )
+    assert lines.status_code == 200, lines.text
+    assert [json.loads(line) for line in lines.text.splitlines()] == [
+        {"customer_id": 1, "is_vip": False},
+        {"customer_id": 2, "is_vip": False},
+        {"customer_id": 3, "is_vip": True},
+    ]
+    refused = stack.client.post(
+        "/api/queries/export",
+        json={"sql": "select * from raw_shop.customers"},
+        headers=stack.headers["viewer"],
+    )
+    assert refused.status_code == 400, refused.text

@@ -98,6 +98,7 @@ OPERATIONS = [
     "GET /api/dashboard",
     "POST /api/queries",
     "POST /api/queries/validate",
+    "POST /api/queries/export",
     "GET /api/queries/history",
     "POST /api/queries/history/{history_id}/run",
 ]
@@ -222,6 +223,7 @@ def report(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                         "runQuery",
                         "rerunQuery",
                         "validateQuery",
+                        "exportQuery",
                     ],
                     "checks": {
                         "positive_data_acceptance": {
