@@ -38,7 +38,7 @@ from api.kv import KeyValueStore
 from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
 from api.queries.controllers import QueriesController
-from api.queries.services import QueryRunner
+from api.queries.services import History, QueryRunner
 from api.sources.controllers import ConnectionTests, DestinationsController, SourcesController
 from api.users.controllers import UsersController
 from headwater.settings import Settings, get_settings
@@ -60,13 +60,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     authenticator = Authenticator(settings.jwt_secret(), database)
     auth_service = AuthService(settings, database, kv, hashing)
     dagster = Dagster(settings)
+    query_history = History(database)
 
     async def start() -> None:
         settings.secure_home()
         POOL.urls.add(settings.metadata_url)
         await kv.start()
+        await query_history.start()
 
     async def stop() -> None:
+        await query_history.stop()
         await dagster.close()
         await kv.stop()
         authenticator.close()
@@ -129,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "kv": kv,
                 "authenticator": authenticator,
                 "readiness": ReadinessProbe(settings, kv),
+                "query_history": query_history,
             }
         ),
         debug=False,

@@ -5,6 +5,7 @@
     uv run python -m benchmarks --no-api        # skip the API benchmark (benchmarks/api.py)
     uv run python -m benchmarks --no-jobs       # skip jobs via a real Dagster (benchmarks/jobs.py)
     uv run python -m benchmarks --no-lineage    # skip column lineage (benchmarks/lineage.py)
+    uv run python -m benchmarks --no-queries    # skip ad hoc SQL (benchmarks/queries.py)
     uv run python -m benchmarks --source-rows 200000   # smaller source tables (default 2M)
 
 Each figure is the best of ``--repeat`` runs, each on a fresh warehouse, ours
@@ -129,6 +130,12 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also time column lineage of 1,000 generated models (benchmarks/lineage.py)",
+    )
+    parser.add_argument(
+        "--queries",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time ad hoc SQL: validation, cached answers, exports (benchmarks/queries.py)",
     )
     parser.add_argument(
         "--api",
@@ -258,6 +265,10 @@ def main() -> None:
         from benchmarks.lineage import report as lineage_report
 
         lineage_report(console)
+    if args.queries:
+        from benchmarks.queries import report as queries_report
+
+        queries_report(console)
     if args.api:
         from benchmarks.api import run_api_benchmark
         from benchmarks.tokens import run_login_timing, run_token_benchmark

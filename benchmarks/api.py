@@ -283,6 +283,8 @@ def measure(
     duration: float,
     warmup: float,
     cpu: int | None,
+    method: str = "GET",
+    data: str | None = None,
 ) -> LoadResult:
     """One timed run of ``python -m benchmarks.loadgen`` in its own process."""
     command = [
@@ -301,6 +303,10 @@ def measure(
     ]
     for header in headers:
         command += ["--header", header]
+    if method != "GET":
+        command += ["--method", method]
+    if data is not None:
+        command += ["--data", data]
     if cpu is not None:
         command += ["--cpu", str(cpu)]
     done = subprocess.run(

@@ -67,6 +67,7 @@ from orchestration.jobs import (
     job_source,
     query_table,
 )
+from orchestration.lineage import build_lineage, built_nodes, load_lineage, selected_nodes
 from orchestration.mirror import mirror_runs
 from orchestration.models import Job
 from orchestration.store import all_jobs, job_row
@@ -159,7 +160,11 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
             chosen = [t for t in selected if t in spec.tables] if spec.tables else None
         if config.tables:
             chosen = config.tables
-        summary = _run(settings, name, spec, chosen, full_refresh=config.full_refresh)
+        resources = chosen
+        if resources is None and not source.whole:
+            resources = [t for t in selected if t != WHOLE_SOURCE_TABLE]
+        with load_lineage(settings, context, name, spec, resources):
+            summary = _run(settings, name, spec, chosen, full_refresh=config.full_refresh)
         context.log.info(f"loaded {summary.total_rows} rows into {summary.target}")
         for table in selected:
             yield MaterializeResult(
@@ -194,7 +199,16 @@ def query_job_asset(settings: Settings, job: Job, source: SourceSpec) -> AssetsD
     )
     def _query(context: AssetExecutionContext) -> Iterator[MaterializeResult[Any]]:
         current = job_row(settings, job_id)
-        summary = _run(settings, current.source, job_source(current, source), None)
+        spec = job_source(current, source)
+        with load_lineage(
+            settings,
+            context,
+            current.source,
+            spec,
+            [table],
+            job_name=f"ingest.{current.source}.{table}",
+        ):
+            summary = _run(settings, current.source, spec, None)
         yield MaterializeResult(
             asset_key=raw_asset_key(current.source, table),
             metadata={
@@ -259,16 +273,17 @@ def _manifest_is_stale(settings: Settings, manifest: Path) -> bool:
 
 
 def dbt_model_assets(settings: Settings, project: DbtProject) -> AssetsDefinition:
-    @dbt_assets(manifest=project.manifest_path, dagster_dbt_translator=HeadwaterDbtTranslator())
-    def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+    def _dbt_build(
+        context: AssetExecutionContext, dbt: DbtCliResource, built: list[str]
+    ) -> Iterator[Any]:
         # The dbt process reads the profile's env_var()s from its environment.
         with environment(dbt_env(settings)):
             invocation = dbt.cli(["build"], context=context, raise_on_error=False)
         yield from invocation.stream()
         results = invocation.target_path / "run_results.json"
-        summary = summarise_run_results(
-            "build", invocation.get_artifact("run_results.json") if results.exists() else {}
-        )
+        run_results = invocation.get_artifact("run_results.json") if results.exists() else {}
+        built.extend(built_nodes(run_results))
+        summary = summarise_run_results("build", run_results)
         here = HERE.get()
         if here is not None:
             here.transforms.append(summary)
@@ -284,6 +299,11 @@ def dbt_model_assets(settings: Settings, project: DbtProject) -> AssetsDefinitio
             if here is not None:
                 here.error = error
             raise Failure(description=str(error), allow_retries=False)
+
+    @dbt_assets(manifest=project.manifest_path, dagster_dbt_translator=HeadwaterDbtTranslator())
+    def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        with build_lineage(settings, context, selected_nodes(context)) as built:
+            yield from _dbt_build(context, dbt, built)
 
     return dbt_models
 

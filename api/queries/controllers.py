@@ -52,8 +52,8 @@ class QueriesController(Controller):
         data: QueryIn,
     ) -> QueryResultOut:
         user = current_user(request)
-        kv = request.app.state.kv
-        return await services.run_query(settings, database, query_runner, kv, user, data)
+        kv, history = request.app.state.kv, request.app.state.query_history
+        return await services.run_query(settings, database, query_runner, kv, history, user, data)
 
     @post(
         "/validate",
@@ -96,6 +96,7 @@ class QueriesController(Controller):
         ] = None,
     ) -> Page[HistoryOut]:
         user = current_user(request)
+        await request.app.state.query_history.flush()
         return await database.run(
             lambda s: services.list_history(s, user, limit=limit, offset=offset, user_id=user_id)
         )
@@ -119,9 +120,10 @@ class QueriesController(Controller):
         history_id: Annotated[int, bounded("History entry id.")],
     ) -> QueryResultOut:
         user = current_user(request)
+        await request.app.state.query_history.flush()
         body = await database.run(lambda s: services.history_entry(s, user, history_id))
-        kv = request.app.state.kv
-        return await services.run_query(settings, database, query_runner, kv, user, body)
+        kv, history = request.app.state.kv, request.app.state.query_history
+        return await services.run_query(settings, database, query_runner, kv, history, user, body)
 
     @post(
         "/export",
@@ -148,7 +150,10 @@ class QueriesController(Controller):
         ] = "csv",
     ) -> Stream:
         user = current_user(request)
-        chunks = await services.export_query(settings, database, query_runner, user, data, format)
+        history = request.app.state.query_history
+        chunks = await services.export_query(
+            settings, database, query_runner, history, user, data, format
+        )
         return Stream(
             chunks,
             media_type=MEDIA_TYPES[format],

@@ -51,7 +51,6 @@ class QueryResultOut(msgspec.Struct, rename="camel"):
     """Served from the result cache."""
     sql: str
     """The SQL as it ran: tables qualified, the row limit applied."""
-    history_id: int | None = None
 
 
 class Problem(msgspec.Struct, rename="camel", omit_defaults=True):

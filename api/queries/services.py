@@ -4,14 +4,17 @@ record every attempt in the caller's history."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from typing import Any, TypeVar
 
 import anyio
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from api.auth.schemas import CurrentUser
@@ -39,10 +42,15 @@ from catalog.queries.errors import (
 )
 from catalog.queries.execute import QueryResult
 from catalog.queries.export import Format
-from catalog.queries.validate import ValidatedQuery
+from catalog.queries.known import known_tables
+from catalog.queries.validate import KnownTables, ValidatedQuery
+from headwater.db import utcnow
 from headwater.settings import Settings
 
 T = TypeVar("T")
+logger = logging.getLogger("headwater.api")
+HISTORY_FLUSH_SECONDS = 0.5
+CATALOG_RECHECK_SECONDS = 1.0
 CACHE_NAMESPACE = "queries"
 QUERY_SLOTS = 4
 SLOT_WAIT_SECONDS = 10
@@ -56,6 +64,7 @@ class QueryRunner:
     def __init__(self, slots: int = QUERY_SLOTS) -> None:
         self._slots = slots
         self._limiter: anyio.CapacityLimiter | None = None
+        self._known: dict[str, tuple[float, KnownTables]] = {}
 
     @property
     def limiter(self) -> anyio.CapacityLimiter:
@@ -88,8 +97,57 @@ class QueryRunner:
             limiter.release()
 
     async def in_thread(self, work: Callable[[], T]) -> T:
-        """Short warehouse work (a data version) off the event loop."""
+        """Short work (a data version, a first validation) off the event loop."""
         return await anyio.to_thread.run_sync(work)
+
+    async def known(self, settings: Settings, database: Database, role: str) -> KnownTables:
+        """What ``role`` may read, looked up in the catalog at most every
+        :data:`CATALOG_RECHECK_SECONDS` (a refresh shows within that; the data itself is
+        never stale: results are keyed by its version)."""
+        now = time.monotonic()
+        remembered = self._known.get(role)
+        if remembered is not None and now - remembered[0] < CATALOG_RECHECK_SECONDS:
+            return remembered[1]
+        known = await database.run(lambda s: known_tables(s, settings, role))
+        self._known[role] = (now, known)
+        return known
+
+    async def check(
+        self,
+        settings: Settings,
+        database: Database,
+        role: str,
+        body: QueryIn,
+        *,
+        export: bool = False,
+    ) -> ValidatedQuery:
+        """``body`` validated for ``role``: at once when this SQL was checked before
+        against the same catalog, else in a worker thread (parsing costs CPU)."""
+        known = await self.known(settings, database, role)
+
+        def check() -> ValidatedQuery:
+            return service.check(
+                known,
+                settings,
+                body.sql,
+                dialect=body.dialect,
+                limit=body.limit,
+                params=body.params,
+                export=export,
+            )
+
+        if service.remembered(
+            known, settings, body.sql, body.dialect, body.limit, body.params, export
+        ):
+            return check()
+        return await self.in_thread(check)
+
+    async def version(self, settings: Settings, database: Database, query: ValidatedQuery) -> str:
+        """The data version of what ``query`` reads (a file ``stat`` on DuckDB, inline)."""
+        if settings.warehouse == "duckdb":
+            return service.version(settings, ())
+        relations = await database.run(lambda s: service.depends_on(s, settings, query))
+        return await self.in_thread(lambda: service.version(settings, relations))
 
 
 def outcome_of(error: BaseException) -> str:
@@ -102,8 +160,7 @@ def outcome_of(error: BaseException) -> str:
     return "failed"
 
 
-def record(
-    session: Session,
+def entry(
     user: CurrentUser,
     body: QueryIn,
     outcome: str,
@@ -111,25 +168,70 @@ def record(
     row_count: int | None = None,
     elapsed_ms: float | None = None,
     error: str | None = None,
-) -> int:
-    entry = QueryRun(
-        user_id=user.id,
-        sql=body.sql,
-        dialect=body.dialect,
-        params=dict(body.params) if body.params else None,
-        role=user.role,
-        outcome=outcome,
-        row_count=row_count,
-        elapsed_ms=elapsed_ms,
-        error=error[:ERROR_TEXT_LIMIT] if error else None,
-    )
-    session.add(entry)
-    session.flush()
-    return int(entry.id)
+) -> dict[str, Any]:
+    """One history row."""
+    return {
+        "user_id": user.id,
+        "created_at": utcnow(),
+        "sql": body.sql,
+        "dialect": body.dialect,
+        "params": dict(body.params) if body.params else None,
+        "role": user.role,
+        "outcome": outcome,
+        "row_count": row_count,
+        "elapsed_ms": elapsed_ms,
+        "error": error[:ERROR_TEXT_LIMIT] if error else None,
+    }
+
+
+class History:
+    """The query history, written behind: entries are queued in memory and inserted by
+    one background task, many per transaction, so recording a query costs a request
+    nothing and a burst of cached answers never queues on the store's write lock.
+
+    Reads flush first (:meth:`flush`), so this process's own entries are always there.
+    """
+
+    def __init__(self, database: Database, interval: float = HISTORY_FLUSH_SECONDS) -> None:
+        self._database = database
+        self._interval = interval
+        self._pending: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._pending.append(row)
+
+    async def flush(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                await self._database.run(lambda s: s.execute(insert(QueryRun), batch))
+            except Exception:
+                logger.warning("query history: %d entries not recorded", len(batch), exc_info=True)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
 
 
 class CachedResult(msgspec.Struct):
-    """What a cache entry holds: the answer without its history id."""
+    """What a cache entry holds."""
 
     columns: list[ColumnOut]
     rows: list[list[Any]]
@@ -146,6 +248,7 @@ async def run_query(
     database: Database,
     runner: QueryRunner,
     kv: KeyValueStore,
+    history: History,
     user: CurrentUser,
     body: QueryIn,
 ) -> QueryResultOut:
@@ -154,33 +257,18 @@ async def run_query(
     started = time.perf_counter()
     ttl = settings.query_cache_ttl_seconds
     try:
-
-        def prepare(session: Session) -> tuple[ValidatedQuery, tuple[str, ...]]:
-            query = service.prepare(
-                session,
-                settings,
-                body.sql,
-                role=user.role,
-                dialect=body.dialect,
-                limit=body.limit,
-                params=body.params,
-            )
-            return query, service.depends_on(session, settings, query) if ttl else ()
-
-        query, relations = await database.run(prepare)
+        query = await runner.check(settings, database, user.role, body)
         key = None
         if ttl:
-            version = await runner.in_thread(lambda: service.version(settings, relations))
+            version = await runner.version(settings, database, query)
             key = service.cache_key(user.role, query, body.params, version)
             hit = await kv.cache_get(CACHE_NAMESPACE, key)
             if hit is not None:
                 cache_counter(CACHE_NAMESPACE, "hit").inc()
                 cached = _decoder.decode(hit)
                 elapsed = round((time.perf_counter() - started) * 1000, 2)
-                history_id = await database.run(
-                    lambda s: record(
-                        s, user, body, "success", row_count=len(cached.rows), elapsed_ms=elapsed
-                    )
+                history.add(
+                    entry(user, body, "success", row_count=len(cached.rows), elapsed_ms=elapsed)
                 )
                 return QueryResultOut(
                     columns=cached.columns,
@@ -190,26 +278,20 @@ async def run_query(
                     elapsed_ms=elapsed,
                     cached=True,
                     sql=cached.sql,
-                    history_id=history_id,
                 )
             cache_counter(CACHE_NAMESPACE, "miss").inc()
         result = await runner.run(settings, query, body.params, user.role, body.timeout_seconds)
     except (QueryError, ServiceUnavailable) as exc:
         elapsed = round((time.perf_counter() - started) * 1000, 2)
-        outcome, error = outcome_of(exc), str(exc)
-        await database.run(
-            lambda s: record(s, user, body, outcome, elapsed_ms=elapsed, error=error)
-        )
+        history.add(entry(user, body, outcome_of(exc), elapsed_ms=elapsed, error=str(exc)))
         raise
     columns = [ColumnOut(c.name, c.type) for c in result.columns]
     rows = [list(row) for row in result.rows]
     if key is not None:
-        entry = CachedResult(columns, rows, result.truncated, result.elapsed_ms, query.sql)
-        await kv.cache_set(CACHE_NAMESPACE, key, _encoder.encode(entry), ttl)
-    history_id = await database.run(
-        lambda s: record(
-            s, user, body, "success", row_count=len(result.rows), elapsed_ms=result.elapsed_ms
-        )
+        kept = CachedResult(columns, rows, result.truncated, result.elapsed_ms, query.sql)
+        await kv.cache_set(CACHE_NAMESPACE, key, _encoder.encode(kept), ttl)
+    history.add(
+        entry(user, body, "success", row_count=len(result.rows), elapsed_ms=result.elapsed_ms)
     )
     return QueryResultOut(
         columns=columns,
@@ -219,7 +301,6 @@ async def run_query(
         elapsed_ms=result.elapsed_ms,
         cached=False,
         sql=query.sql,
-        history_id=history_id,
     )
 
 
@@ -294,6 +375,7 @@ async def export_query(
     settings: Settings,
     database: Database,
     runner: QueryRunner,
+    history: History,
     user: CurrentUser,
     body: QueryIn,
     fmt: Format,
@@ -303,29 +385,15 @@ async def export_query(
     warehouse) are raised here, so they are still proper error responses."""
     started = time.perf_counter()
     try:
-        query = await database.run(
-            lambda s: service.prepare(
-                s,
-                settings,
-                body.sql,
-                role=user.role,
-                dialect=body.dialect,
-                limit=body.limit,
-                params=body.params,
-                export=True,
-            )
-        )
+        query = await runner.check(settings, database, user.role, body, export=True)
         chunks = service.export(
             settings, query, body.params, role=user.role, fmt=fmt, timeout=body.timeout_seconds
         )
         first = await runner.in_thread(lambda: next(chunks, b""))
     except (QueryError, ServiceUnavailable) as exc:
         elapsed = round((time.perf_counter() - started) * 1000, 2)
-        outcome, error = outcome_of(exc), str(exc)
-        await database.run(
-            lambda s: record(s, user, body, outcome, elapsed_ms=elapsed, error=error)
-        )
+        history.add(entry(user, body, outcome_of(exc), elapsed_ms=elapsed, error=str(exc)))
         raise
     elapsed = round((time.perf_counter() - started) * 1000, 2)
-    await database.run(lambda s: record(s, user, body, "success", elapsed_ms=elapsed))
+    history.add(entry(user, body, "success", elapsed_ms=elapsed))
     return itertools.chain([first], chunks)

@@ -16,7 +16,7 @@ from catalog.queries.export import Format
 from catalog.queries.export import export as export_rows
 from catalog.queries.known import known_tables
 from catalog.queries.policy import ROLES, Engine
-from catalog.queries.validate import ValidatedQuery, validate
+from catalog.queries.validate import KnownTables, ValidatedQuery, memo_key, validate
 from catalog.queries.versions import data_version, upstream_relations
 
 if TYPE_CHECKING:
@@ -46,9 +46,31 @@ def prepare(
     """
     if role not in ROLES:
         raise QueryRejected(f"Unknown role {role!r}")
+    return check(
+        known_tables(session, settings, role),
+        settings,
+        sql,
+        dialect=dialect,
+        limit=limit,
+        params=params,
+        export=export,
+    )
+
+
+def check(
+    known: KnownTables,
+    settings: Settings,
+    sql: str,
+    *,
+    dialect: str | None = None,
+    limit: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    export: bool = False,
+) -> ValidatedQuery:
+    """:func:`prepare` against tables already looked up (pure: no I/O)."""
     return validate(
         sql,
-        known_tables(session, settings, role),
+        known,
         engine=engine_of(settings),
         dialect=dialect,
         limit=limit,
@@ -56,6 +78,23 @@ def prepare(
         max_chars=settings.query_max_sql_chars,
         params=params,
     )
+
+
+def remembered(
+    known: KnownTables,
+    settings: Settings,
+    sql: str,
+    dialect: str | None,
+    limit: int | None,
+    params: Mapping[str, Any] | None,
+    export: bool,
+) -> bool:
+    """Whether :func:`check` would answer this from memory (no parsing)."""
+    cap = settings.query_export_row_cap if export else settings.query_row_cap
+    key = memo_key(
+        sql, engine_of(settings), dialect, limit, cap, settings.query_max_sql_chars, params
+    )
+    return key in known.memo
 
 
 def version(settings: Settings, relations: tuple[str, ...]) -> str:

@@ -20,15 +20,17 @@ from functools import cached_property
 from typing import Any
 
 import sqlglot
-from sqlglot import TokenType, exp
+from sqlglot import Dialect, TokenType, exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
 
 from catalog.queries.errors import QueryRejected
 from catalog.queries.policy import ALLOWED_FUNCTIONS, Engine, is_denied
 
 DIALECTS = ("duckdb", "postgres")
+MEMO_SIZE = 2048
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _PARAM_SENTINEL = "hw_{}_{}"
 
@@ -101,6 +103,11 @@ class KnownTables:
     # Schema names as users write them -> warehouse schemas (``marts`` -> ``t1_marts``
     # when a schema prefix is configured), lower case.
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # Queries validated against these tables (see :func:`validate`).
+    memo: dict[tuple[Any, ...], ValidatedQuery] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    _schemas: dict[str, MappingSchema] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def _by_qualified(self) -> dict[str, Relation]:
@@ -124,6 +131,13 @@ class KnownTables:
                 for column, kind in zip(relation.columns, types, strict=False)
             }
         return schemas
+
+    def schema(self, engine: Engine) -> MappingSchema:
+        """sqlglot's schema of the readable relations, built once per engine."""
+        built = self._schemas.get(engine)
+        if built is None:
+            built = self._schemas[engine] = MappingSchema(self.mapping, dialect=engine)
+        return built
 
     def find(self, schema: str | None, name: str) -> list[Relation]:
         if schema is not None:
@@ -166,11 +180,37 @@ def validate(
     max_chars: int = 20_000,
     params: Mapping[str, Any] | None = None,
 ) -> ValidatedQuery:
-    """Check ``sql`` and return it as it will run on ``engine``, or raise QueryRejected."""
+    """Check ``sql`` and return it as it will run on ``engine``, or raise QueryRejected.
+
+    A query validated before against the same ``known`` tables (the same catalog
+    version and role) is answered from memory: only its parameter values are checked.
+    """
+    key = memo_key(sql, engine, dialect, limit, cap, max_chars, params)
+    remembered = known.memo.get(key)
+    if remembered is not None:
+        _check_values(params or {})
+        return remembered
     try:
-        return _validate(sql, known, engine, dialect, limit, cap, max_chars, params)
+        validated = _validate(sql, known, engine, dialect, limit, cap, max_chars, params)
     except RecursionError:
         raise QueryRejected("The SQL is nested too deeply to check") from None
+    if len(known.memo) >= MEMO_SIZE:
+        known.memo.clear()
+    known.memo[key] = validated
+    return validated
+
+
+def memo_key(
+    sql: str,
+    engine: Engine,
+    dialect: str | None,
+    limit: int | None,
+    cap: int,
+    max_chars: int,
+    params: Mapping[str, Any] | None,
+) -> tuple[Any, ...]:
+    """What makes two validations the same (parameter names count, not their values)."""
+    return (sql, engine, dialect, limit, cap, max_chars, frozenset(params or ()))
 
 
 def _validate(
@@ -197,13 +237,13 @@ def _validate(
     _check_nodes(tree, engine)
     names = _parameters(tree, params)
     tables = _qualify_tables(tree, known, engine)
-    columns = _columns_used(tree, known, engine)
     rows = min(limit, cap) if limit is not None else cap
     tree = _limited(tree, rows, engine)
-    canonical = normalize_identifiers(tree.copy(), dialect=engine).sql(
-        dialect=engine, comments=False
-    )
     shown, bindable = _render(tree, engine, names)
+    # From here on the tree is changed in place (cheaper than copies): the SQL that
+    # runs is already written.
+    canonical = normalize_identifiers(tree, dialect=engine).sql(dialect=engine, comments=False)
+    columns = _columns_used(tree, known, engine)
     return ValidatedQuery(
         engine=engine,
         sql=shown,
@@ -255,11 +295,8 @@ STATEMENT_VERBS = frozenset(_VERBS.split())
 
 def _one_statement(sql: str, dialect: str, tokens: list[Any]) -> exp.Expr:
     try:
-        statements = [
-            s
-            for s in sqlglot.parse(sql, read=dialect)
-            if s is not None and not isinstance(s, exp.Semicolon)
-        ]
+        parsed = Dialect.get_or_raise(dialect).parser().parse(tokens, sql)
+        statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
     except ParseError as exc:
         if tokens and tokens[0].text.upper() in STATEMENT_VERBS:
             words = " ".join(t.text.upper() for t in tokens[:2] if t.text)
@@ -353,12 +390,16 @@ def _parameters(tree: exp.Expr, params: Mapping[str, Any] | None) -> set[str]:
     unused = sorted(set(given) - used)
     if unused:
         raise QueryRejected(f"Parameter {unused[0]!r} is not used in the SQL")
+    _check_values(given)
+    return used
+
+
+def _check_values(given: Mapping[str, Any]) -> None:
     for name, value in given.items():
         if not PARAMETER_NAME.match(name):
             raise QueryRejected(f"Parameter name {name!r} is not a plain identifier")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise QueryRejected(f"Parameter {name!r} must be a string, number, boolean or null")
-    return used
 
 
 def _parameter_name(node: exp.Expr) -> str | None:
@@ -452,12 +493,11 @@ def _unknown_table(schema: str | None, name: str, known: KnownTables) -> QueryRe
 
 
 def _columns_used(tree: exp.Expr, known: KnownTables, engine: Engine) -> tuple[str, ...]:
-    """Qualify a copy of the query against the catalog; an unknown column is refused."""
-    copy = tree.copy()
+    """Qualify the query (in place) against the catalog; an unknown column is refused."""
     try:
         qualified = qualify(
-            copy,
-            schema=known.mapping,
+            tree,
+            schema=known.schema(engine),
             dialect=engine,
             validate_qualify_columns=True,
             quote_identifiers=False,

@@ -78,6 +78,7 @@ def test_secrets_are_required_not_defaulted() -> None:
         "HEADWATER_SECRET_KEY",
         "HEADWATER_SECRET_KEYS",
         "HEADWATER_ADMIN_PASSWORD",
+        "HEADWATER_QUERY_PASSWORD",
     ):
         assert re.search(r"\$\{" + secret + r":\?", text), f"{secret} must be required"
 
