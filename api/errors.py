@@ -25,7 +25,7 @@ from api.requests import request_id
 from api.schemas import ErrorBody, ErrorResponse
 from catalog.errors import CatalogError
 from catalog.graph import ColumnNotFound, DatasetNotFound
-from catalog.queries.errors import WarehouseBusy
+from catalog.queries.errors import WarehouseBusy, WarehouseUnavailable
 from headwater.errors import HeadwaterError
 from ingest.errors import SourceNotFound, SpecError
 from ingest.store import DestinationInUse, ReadOnlySource, SourceExists, UnreadableSource
@@ -103,6 +103,7 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     ServiceUnavailable: 503,
     UnreadableSource: 503,
     WarehouseBusy: 503,
+    WarehouseUnavailable: 503,
 }
 UNMAPPED_STATUS = 500
 

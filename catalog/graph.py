@@ -6,11 +6,12 @@ command line share these functions.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogError
@@ -132,6 +133,54 @@ def table_graph(session: Session, root: Dataset, direction: Direction, depth: in
     return graph
 
 
+EdgeRow = tuple[int, str, int, str | None, str, int]
+"""upstream id, upstream column, downstream id, downstream column, kind, edge id"""
+
+
+@dataclass(frozen=True)
+class EdgeIndex:
+    """Every column edge in memory, by the dataset at either end: a walk of any depth
+    then costs no query. Built once per state of the ``column_lineage`` table."""
+
+    by_upstream: dict[int, list[EdgeRow]]
+    by_downstream: dict[int, list[EdgeRow]]
+
+
+_indexes: dict[str, tuple[tuple[object, ...], EdgeIndex]] = {}
+_indexes_lock = threading.Lock()
+
+
+def edge_index(session: Session) -> EdgeIndex:
+    """The column edges of the catalog behind ``session``, from memory while the table is
+    unchanged (its row count and highest id: a refresh deletes and inserts rows)."""
+    version = tuple(
+        session.execute(select(func.count(ColumnLineage.id), func.max(ColumnLineage.id))).one()
+    )
+    url = str(session.get_bind().engine.url)
+    with _indexes_lock:
+        known = _indexes.get(url)
+    if known is not None and known[0] == version:
+        return known[1]
+    by_upstream: dict[int, list[EdgeRow]] = {}
+    by_downstream: dict[int, list[EdgeRow]] = {}
+    query = select(
+        ColumnLineage.upstream_id,
+        ColumnLineage.upstream_column,
+        ColumnLineage.downstream_id,
+        ColumnLineage.downstream_column,
+        ColumnLineage.kind,
+        ColumnLineage.id,
+    )
+    for row in session.execute(query):
+        edge: EdgeRow = tuple(row)  # type: ignore[assignment]
+        by_upstream.setdefault(edge[0], []).append(edge)
+        by_downstream.setdefault(edge[2], []).append(edge)
+    index = EdgeIndex(by_upstream, by_downstream)
+    with _indexes_lock:
+        _indexes[url] = (version, index)
+    return index
+
+
 def column_graph(
     session: Session,
     root: Dataset,
@@ -140,12 +189,14 @@ def column_graph(
     depth: int,
     *,
     filters: bool = True,
+    index: EdgeIndex | None = None,
 ) -> Graph:
     """Column edges ``depth`` steps up (where it comes from) or down (what it feeds,
     the impact) from ``root.column``, or from every column of ``root``.
 
     Going down, a column that filters a dataset's rows reaches every column of it.
-    ``filters=False`` follows values only (copy, rename, transform, aggregate).
+    ``filters=False`` follows values only (copy, rename, transform, aggregate). With an
+    ``index`` (:func:`edge_index`) the walk reads no edge from the store.
 
     Raises:
         ColumnNotFound: ``column`` is not a column of ``root``.
@@ -162,7 +213,12 @@ def column_graph(
     for level in range(1, depth + 2):
         if not frontier:
             break
-        rows = [r for r in _column_step(session, frontier, direction, filters) if r not in recorded]
+        step = (
+            _indexed_step(index, frontier, direction, filters)
+            if index is not None
+            else _column_step(session, frontier, direction, filters)
+        )
+        rows = [r for r in step if r not in recorded]
         if level > depth:
             graph.truncated = bool(rows)
             break
@@ -212,6 +268,29 @@ def _column_step(
                 or (column is None and direction == "up")
             ):
                 yield tuple(row)  # type: ignore[misc]
+
+
+def _indexed_step(
+    index: EdgeIndex, frontier: set[tuple[int, str | None]], direction: Direction, filters: bool
+) -> Iterable[tuple[int, str, int, str | None, str]]:
+    """:func:`_column_step` from memory, in the same order."""
+    by_dataset, near = (
+        (index.by_downstream, (2, 3)) if direction == "up" else (index.by_upstream, (0, 1))
+    )
+    found = []
+    for dataset in {dataset for dataset, _ in frontier}:
+        for edge in by_dataset.get(dataset, ()):
+            if not filters and edge[4] == FILTER:
+                continue
+            column = edge[near[1]]
+            if (
+                (dataset, None) in frontier
+                or (dataset, column) in frontier
+                or (column is None and direction == "up")
+            ):
+                found.append(edge)
+    found.sort(key=lambda e: (e[2], e[3] is not None, e[3] or "", e[5]))
+    return [edge[:5] for edge in found]
 
 
 def _finish(session: Session, graph: Graph, ids: set[int]) -> None:

@@ -200,14 +200,14 @@ def initialise(settings: Settings, *, sample: bool = True) -> bool:
     with step("metadata store migrated"):
         upgrade(settings.metadata_url)
     if settings.warehouse == "postgres":
-        from catalog.queries.roles import grant_query_access
+        from catalog.queries.roles import ensure_query_roles
 
         try:
-            with step("query roles granted on the warehouse"):
-                grant_query_access(settings)
+            with step("query roles ready on the warehouse"):
+                ensure_query_roles(settings)
         except Exception as exc:  # the warehouse may come up later; init stays useful
             click.secho(
-                f"warning: query roles not granted ({_one_line(exc)}); run `headwater init` "
+                f"warning: query roles not created ({_one_line(exc)}); run `headwater init` "
                 "again once the warehouse answers",
                 fg="yellow",
                 err=True,

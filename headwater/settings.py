@@ -124,6 +124,9 @@ class Settings(BaseSettings):
         default=5_000_000, gt=0, description="Most rows a streamed export writes."
     )
     query_max_sql_chars: int = Field(default=20_000, gt=0, description="Longest SQL text.")
+    query_max_result_bytes: int = Field(
+        default=64_000_000, gt=0, description="Largest answer of POST /api/queries, in bytes."
+    )
     query_timeout_seconds: float = Field(
         default=30, gt=0, le=3600, description="Default and longest run time of a query."
     )

@@ -23,7 +23,7 @@ from api.openapi import error_responses
 from api.routing import get
 from api.schemas import NO_NUL, Page, bounded
 from api.times import moment, rfc3339
-from catalog.graph import MAX_DEPTH, Graph, column_graph, find_dataset, table_graph
+from catalog.graph import MAX_DEPTH, Graph, column_graph, edge_index, find_dataset, table_graph
 from catalog.models import SchemaEvent
 from catalog.refresh import CACHE_NAMESPACE
 from headwater.db import as_utc
@@ -343,7 +343,8 @@ class LineageController(Controller):
             root = find_dataset(session, dataset_id)
             if column is None and level == "table":
                 return lineage_out(table_graph(session, root, direction, depth))
-            return lineage_out(column_graph(session, root, column, direction, depth))
+            index = edge_index(session)
+            return lineage_out(column_graph(session, root, column, direction, depth, index=index))
 
         async def produce() -> LineageOut:
             return await database.run(work)
@@ -373,7 +374,7 @@ class LineageController(Controller):
     ) -> Response[ImpactOut]:
         def work(session: Any) -> ImpactOut:
             root = find_dataset(session, dataset_id)
-            graph = column_graph(session, root, column, "down", depth)
+            graph = column_graph(session, root, column, "down", depth, index=edge_index(session))
             return impact_out(graph, limit, offset)
 
         async def produce() -> ImpactOut:

@@ -20,10 +20,10 @@ from api.queries import services
 from api.queries.schemas import HistoryOut, QueryIn, QueryResultOut, ValidationOut
 from api.routing import get, post
 from api.schemas import Page, bounded
-from catalog.queries.export import MEDIA_TYPES
 from headwater.settings import Settings
 
 MAX_PAGE_SIZE = 200
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 
 class QueriesController(Controller):

@@ -50,7 +50,11 @@ from headwater.settings import Settings
 T = TypeVar("T")
 logger = logging.getLogger("headwater.api")
 HISTORY_FLUSH_SECONDS = 0.5
+HISTORY_QUEUE_LIMIT = 10_000
+HISTORY_SQL_CHARS = 20_000
+HISTORY_PARAMS_BYTES = 20_000
 CATALOG_RECHECK_SECONDS = 1.0
+CACHE_MAX_BYTES = 4_000_000
 CACHE_NAMESPACE = "queries"
 QUERY_SLOTS = 4
 SLOT_WAIT_SECONDS = 10
@@ -170,12 +174,15 @@ def entry(
     error: str | None = None,
 ) -> dict[str, Any]:
     """One history row."""
+    params = dict(body.params) if body.params else None
+    if params and len(msgspec.json.encode(params)) > HISTORY_PARAMS_BYTES:
+        params = {"(too large to keep)": None}
     return {
         "user_id": user.id,
         "created_at": utcnow(),
-        "sql": body.sql,
+        "sql": body.sql[:HISTORY_SQL_CHARS],
         "dialect": body.dialect,
-        "params": dict(body.params) if body.params else None,
+        "params": params,
         "role": user.role,
         "outcome": outcome,
         "row_count": row_count,
@@ -196,10 +203,16 @@ class History:
         self._database = database
         self._interval = interval
         self._pending: list[dict[str, Any]] = []
+        self._dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
 
     def add(self, row: dict[str, Any]) -> None:
+        if len(self._pending) >= HISTORY_QUEUE_LIMIT:  # the store is far behind
+            self._dropped += 1
+            if self._dropped in (1, 1000) or self._dropped % 100_000 == 0:
+                logger.warning("query history: %d entries dropped (store too slow)", self._dropped)
+            return
         self._pending.append(row)
 
     async def flush(self) -> None:
@@ -288,8 +301,11 @@ async def run_query(
     columns = [ColumnOut(c.name, c.type) for c in result.columns]
     rows = [list(row) for row in result.rows]
     if key is not None:
-        kept = CachedResult(columns, rows, result.truncated, result.elapsed_ms, query.sql)
-        await kv.cache_set(CACHE_NAMESPACE, key, _encoder.encode(kept), ttl)
+        kept = _encoder.encode(
+            CachedResult(columns, rows, result.truncated, result.elapsed_ms, query.sql)
+        )
+        if len(kept) <= CACHE_MAX_BYTES:  # one huge answer must not crowd out the rest
+            await kv.cache_set(CACHE_NAMESPACE, key, kept, ttl)
     history.add(
         entry(user, body, "success", row_count=len(result.rows), elapsed_ms=result.elapsed_ms)
     )

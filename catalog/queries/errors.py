@@ -39,3 +39,11 @@ class WarehouseBusy(QueryError):
     def __init__(self, message: str, *, retry_after: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
+
+
+class WarehouseUnavailable(QueryError):
+    """The warehouse cannot be reached or opened now (not built yet, down, no login)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: int = 30) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after

@@ -16,6 +16,7 @@ Nothing here trusts the validator: a write, a file read or an ATTACH sent straig
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,16 +24,23 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from catalog.queries.errors import QueryFailed, QueryTimeout, WarehouseBusy
+from catalog.queries.errors import (
+    QueryFailed,
+    QueryTimeout,
+    WarehouseBusy,
+    WarehouseUnavailable,
+)
 from catalog.queries.roles import role_name
 from headwater.warehouse import is_lock_conflict, wait_for_warehouse
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
 
+log = logging.getLogger("headwater.queries")
 LOCK_WAIT_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
 POOL_SIZE = 8
+FETCH_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -58,13 +66,39 @@ def run(
     limit: int,
     timeout: float,
 ) -> QueryResult:
-    """Run ``sql`` (already validated, fetching ``limit + 1`` rows at most) as ``role``."""
+    """Run ``sql`` (already validated, fetching ``limit + 1`` rows at most) as ``role``.
+
+    Rows come in small batches against a byte budget
+    (``HEADWATER_QUERY_MAX_RESULT_BYTES``): a result too big to answer at once is
+    refused before it fills the process; an export streams it instead.
+    """
     started = time.perf_counter()
+    budget = settings.query_max_result_bytes
+    rows: list[tuple[Any, ...]] = []
+    size = 0
     with cursor(settings, sql, params, role=role, timeout=timeout) as (columns, fetch):
-        rows = fetch(limit + 1)
+        while len(rows) <= limit:
+            batch = fetch(min(FETCH_ROWS, limit + 1 - len(rows)))
+            if not batch:
+                break
+            size += _approximate_size(batch)
+            if size > budget:
+                raise QueryFailed(
+                    f"The result is larger than {budget // 1_000_000} MB",
+                    hint="select fewer or narrower columns, lower the limit, or stream it "
+                    "with POST /api/queries/export",
+                )
+            rows.extend(batch)
     truncated = len(rows) > limit
     elapsed = (time.perf_counter() - started) * 1000
     return QueryResult(columns, rows[:limit], truncated, round(elapsed, 2))
+
+
+def _approximate_size(rows: list[tuple[Any, ...]]) -> int:
+    """Bytes the rows take once encoded, roughly: text and binary by length."""
+    return sum(
+        len(value) if isinstance(value, str | bytes) else 16 for row in rows for value in row
+    )
 
 
 Fetch = Any  # (n: int) -> list[tuple]
@@ -113,7 +147,7 @@ def _open_duckdb(settings: Settings) -> Any:
 
     path = settings.duckdb_path
     if not path.exists():
-        raise QueryFailed(
+        raise WarehouseUnavailable(
             "The warehouse has not been built yet", hint="run `headwater pipeline` first"
         )
 
@@ -129,31 +163,49 @@ def _open_duckdb(settings: Settings) -> Any:
                 retry_after=RETRY_AFTER_SECONDS,
                 hint=f"retry in {RETRY_AFTER_SECONDS} seconds",
             ) from None
-        raise QueryFailed(f"The warehouse cannot be opened: {_first_line(exc)}") from None
+        log.warning("query: the warehouse cannot be opened: %s", _first_line(exc))
+        raise WarehouseUnavailable("The warehouse cannot be opened now") from None
     connection.execute("SET enable_progress_bar = false")
     connection.execute("SET lock_configuration = true")
     return connection
 
 
+@dataclass
+class DuckSession:
+    """A locked-down DuckDB connection, its error mapping, and the lock held around each
+    engine call (so the watchdog closes the connection only between calls)."""
+
+    connection: Any
+    error: ErrorMapper
+    calling: threading.Lock
+
+
 @contextmanager
-def duckdb_session(settings: Settings, timeout: float) -> Iterator[tuple[Any, ErrorMapper]]:
-    """A locked-down connection, interrupted after ``timeout`` seconds, and the function
-    that turns its errors into Headwater's (a timeout, or the engine's refusal)."""
+def duckdb_session(settings: Settings, timeout: float) -> Iterator[DuckSession]:
+    """A locked-down connection that lives ``timeout`` seconds at most: then a running
+    call is interrupted and the connection closed, even if its user went quiet (an
+    export whose client stopped reading must not hold the warehouse)."""
     connection = _open_duckdb(settings)
     timed_out = threading.Event()
+    calling = threading.Lock()
 
-    def interrupt() -> None:
+    def expire() -> None:
         timed_out.set()
         connection.interrupt()
+        if calling.acquire(timeout=5):  # between calls: nothing runs on it
+            try:
+                connection.close()
+            finally:
+                calling.release()
 
     def error(exc: Exception) -> Exception:
         return _duckdb_error(exc, timed_out, timeout)
 
-    watchdog = threading.Timer(timeout, interrupt)
+    watchdog = threading.Timer(timeout, expire)
     watchdog.daemon = True
     watchdog.start()
     try:
-        yield connection, error
+        yield DuckSession(connection, error, calling)
     finally:
         watchdog.cancel()
         with suppress(Exception):
@@ -166,18 +218,20 @@ def _duckdb_cursor(
 ) -> Iterator[tuple[tuple[Column, ...], Fetch]]:
     import duckdb
 
-    with duckdb_session(settings, timeout) as (connection, error):
+    with duckdb_session(settings, timeout) as session:
         try:
-            result = connection.execute(sql, dict(params) if params else None)
+            with session.calling:
+                result = session.connection.execute(sql, dict(params) if params else None)
             columns = tuple(Column(d[0], str(d[1])) for d in result.description or ())
         except duckdb.Error as exc:
-            raise error(exc) from None
+            raise session.error(exc) from None
 
         def fetch(n: int) -> list[tuple[Any, ...]]:
             try:
-                return [tuple(row) for row in result.fetchmany(n)]
+                with session.calling:
+                    return [tuple(row) for row in result.fetchmany(n)]
             except duckdb.Error as exc:
-                raise error(exc) from None
+                raise session.error(exc) from None
 
         yield columns, fetch
 
@@ -195,33 +249,44 @@ def _first_line(exc: BaseException) -> str:
 
 # --- PostgreSQL --------------------------------------------------------------------------
 
-_pools: dict[tuple[str, int, str, str], Any] = {}
+_pools: dict[tuple[str, int, str, str, float], Any] = {}
 _pools_lock = threading.Lock()
-_type_names: dict[int, str] = {}
+_type_names: dict[tuple[str, int, str, int], str] = {}
 
 
-def _pool(settings: Settings) -> Any:
+def _pool(settings: Settings, role: str) -> Any:
+    """The connections of ``role``'s own login role: no login can become another's."""
     from psycopg2.pool import ThreadedConnectionPool
 
+    user = role_name(settings, role)
+    ceiling = settings.query_timeout_seconds
     key = (
         settings.warehouse_host,
         settings.warehouse_port,
         settings.warehouse_dbname,
-        settings.query_user,
+        user,
+        ceiling,
     )
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
+            limit = int(ceiling * 1000)
             pool = ThreadedConnectionPool(
                 0,
                 POOL_SIZE,
                 host=settings.warehouse_host,
                 port=settings.warehouse_port,
-                user=settings.query_user,
+                user=user,
                 password=settings.query_password.get_secret_value() or None,
                 dbname=settings.warehouse_dbname,
                 connect_timeout=10,
-                options="-c default_transaction_read_only=on",
+                # The ceilings hold for the whole session, even after a COMMIT inside
+                # the SQL: read-only, no statement and no idle transaction past them.
+                options=(
+                    "-c default_transaction_read_only=on "
+                    f"-c statement_timeout={limit} "
+                    f"-c idle_in_transaction_session_timeout={limit}"
+                ),
                 application_name="headwater-query",
             )
             _pools[key] = pool
@@ -238,27 +303,32 @@ def close_pools() -> None:
 
 @contextmanager
 def postgres_session(settings: Settings, role: str, timeout: float) -> Iterator[Any]:
-    """A pooled connection in a READ ONLY transaction with a statement timeout, running as
-    the query role of ``role``; rolled back before it goes back to the pool."""
+    """A pooled connection of ``role``'s login role in a READ ONLY transaction with a
+    statement timeout; before it goes back to the pool it is rolled back and its session
+    state discarded (settings, advisory locks, prepared statements)."""
     import psycopg2
-    from psycopg2 import sql as pgsql
+    from psycopg2.pool import PoolError
 
-    pool = _pool(settings)
+    pool = _pool(settings, role)
     try:
         connection = pool.getconn()
+    except PoolError:
+        raise WarehouseBusy(
+            "Every warehouse connection for queries is in use", retry_after=RETRY_AFTER_SECONDS
+        ) from None
     except psycopg2.Error as exc:
-        raise QueryFailed(
-            f"The query role {settings.query_user!r} cannot connect: {_first_line(exc)}",
+        log.warning("query: role %s cannot connect: %s", role_name(settings, role), exc)
+        raise WarehouseUnavailable(
+            f"The query role {role_name(settings, role)!r} cannot connect to the warehouse",
             hint="`headwater init` creates it; set HEADWATER_QUERY_PASSWORD if it has one",
         ) from None
     broken = False
     try:
         connection.set_session(readonly=True, autocommit=False)
         with connection.cursor() as cur:
-            cur.execute("SET LOCAL statement_timeout = %s", (int(timeout * 1000),))
-            cur.execute(
-                pgsql.SQL("SET LOCAL ROLE {}").format(pgsql.Identifier(role_name(settings, role)))
-            )
+            milliseconds = int(timeout * 1000)
+            cur.execute("SET LOCAL statement_timeout = %s", (milliseconds,))
+            cur.execute("SET LOCAL idle_in_transaction_session_timeout = %s", (milliseconds,))
         yield connection
     except psycopg2.Error as exc:
         broken = True
@@ -266,6 +336,10 @@ def postgres_session(settings: Settings, role: str, timeout: float) -> Iterator[
     finally:
         try:
             connection.rollback()
+            connection.autocommit = True
+            with connection.cursor() as cur:
+                cur.execute("DISCARD ALL")
+            connection.autocommit = False
         except Exception:
             broken = True
         pool.putconn(connection, close=broken or bool(connection.closed))
@@ -299,11 +373,13 @@ def _postgres_error(exc: Exception, timeout: float) -> Exception:
 
 
 def _type_name(connection: Any, oid: int) -> str:
-    name = _type_names.get(oid)
+    info = connection.info
+    key = (info.host, info.port, info.dbname, oid)  # type OIDs are per database
+    name = _type_names.get(key)
     if name is None:
         with connection.cursor() as cur:
             cur.execute("SELECT format_type(%s, NULL)", (oid,))
             row = cur.fetchone()
         name = str(row[0]) if row and row[0] else str(oid)
-        _type_names[oid] = name
+        _type_names[key] = name
     return name

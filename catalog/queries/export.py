@@ -11,17 +11,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from catalog.queries.execute import duckdb_session, postgres_session
+from catalog.queries.errors import QueryTimeout, WarehouseBusy
+from catalog.queries.execute import RETRY_AFTER_SECONDS, duckdb_session, postgres_session
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
 
 Format = Literal["csv", "jsonl"]
 BATCH_ROWS = 100_000
-MEDIA_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+EXPORT_SLOTS = 2
+_slots = threading.BoundedSemaphore(EXPORT_SLOTS)
 
 # DuckDB types whose text never needs CSV quoting.
 _PLAIN = (
@@ -51,15 +55,32 @@ def export(
     role: str,
     timeout: float,
     fmt: Format,
+    limit: int,
 ) -> Iterator[bytes]:
-    """The result of ``sql`` (validated, with its export limit) as chunks of text.
+    """The first ``limit`` rows of ``sql`` (validated for export) as chunks of text.
 
     Opening the connection happens at the first ``next()``: call it before sending
-    anything so a busy warehouse or a refused query is still an error response.
+    anything so a busy warehouse or a refused query is still an error response. At most
+    :data:`EXPORT_SLOTS` exports run at once, and each ends at ``timeout`` however
+    slowly its client reads.
     """
     if settings.warehouse == "duckdb":
-        return _duckdb(settings, sql, params, timeout, fmt)
-    return _postgres(settings, sql, params, role, timeout, fmt)
+        chunks = _duckdb(settings, sql, params, timeout, fmt, limit)
+    else:
+        chunks = _postgres(settings, sql, params, role, timeout, fmt, limit)
+    return _in_a_slot(chunks)
+
+
+def _in_a_slot(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    if not _slots.acquire(blocking=False):
+        raise WarehouseBusy(
+            f"{EXPORT_SLOTS} exports are running; try again shortly",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+    try:
+        yield from chunks
+    finally:
+        _slots.release()
 
 
 def _csv_line(values: list[str]) -> str:
@@ -72,11 +93,12 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _csv_expression(names: list[str], types: list[str]) -> str:
-    """One SQL expression that renders a row as a CSV line (RFC 4180 quoting)."""
+def _csv_expression(types: list[str]) -> str:
+    """One SQL expression that renders a row of ``q(c0, c1, …)`` as a CSV line
+    (RFC 4180 quoting)."""
     parts = []
-    for name, kind in zip(names, types, strict=True):
-        value = f"CAST(q.{_quoted(name)} AS VARCHAR)"
+    for position, kind in enumerate(types):
+        value = f"CAST(q.c{position} AS VARCHAR)"
         if kind.upper().startswith(_PLAIN) and not kind.endswith("]"):  # not a list
             parts.append(f"coalesce({value}, '')")
         else:
@@ -88,35 +110,59 @@ def _csv_expression(names: list[str], types: list[str]) -> str:
     return " || ',' || ".join(parts) if parts else "''"
 
 
+def _json_expression(names: list[str]) -> str:
+    """One SQL expression that renders a row of ``q(c0, c1, …)`` as a JSON object."""
+    pairs = ", ".join(
+        "'" + name.replace("'", "''") + f"', q.c{position}" for position, name in enumerate(names)
+    )
+    return f"CAST(json_object({pairs}) AS VARCHAR)"
+
+
 def _duckdb(
     settings: Settings,
     sql: str,
     params: Mapping[str, Any] | None,
     timeout: float,
     fmt: Format,
+    limit: int,
 ) -> Iterator[bytes]:
     import duckdb
 
     bound = dict(params) if params else None
-    with duckdb_session(settings, timeout) as (connection, error):
+    deadline = time.monotonic() + timeout
+    with duckdb_session(settings, timeout) as session:
         try:
-            relation = connection.sql(sql, params=bound)
-            names = list(relation.columns)
-            types = [str(t) for t in relation.types]
-            # ``sql`` is the validated statement as sqlglot wrote it (no comments); the
-            # expression around it is built from the engine's own column names, quoted.
+            with session.calling:
+                relation = session.connection.sql(sql, params=bound)
+                names = list(relation.columns)
+                types = [str(t) for t in relation.types]
+            # ``sql`` is the validated statement as sqlglot wrote it (no comments); its
+            # columns are renamed by position (two may share a name) and rendered here.
             if fmt == "csv":
                 yield _csv_line(names).encode()
-                line = _csv_expression(names, types)
+                line = _csv_expression(types)
             else:
-                line = "CAST(to_json(q) AS VARCHAR)"
-            lines = f"SELECT {line} || chr(10) AS line FROM ({sql}) AS q"  # noqa: S608
-            reader = connection.sql(lines, params=bound).to_arrow_reader(BATCH_ROWS)
-            for batch in reader:
+                line = _json_expression(names)
+            columns = ", ".join(f"c{position}" for position in range(len(names)))
+            lines = f"SELECT {line} || chr(10) AS line FROM ({sql}) AS q({columns})"  # noqa: S608
+            with session.calling:
+                reader = session.connection.sql(lines, params=bound).to_arrow_reader(BATCH_ROWS)
+            remaining = limit
+            while remaining > 0:
+                if time.monotonic() > deadline:
+                    raise QueryTimeout(f"The export ran longer than {timeout:g} s and was stopped")
+                with session.calling:
+                    try:
+                        batch = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                if batch.num_rows > remaining:
+                    batch = batch.slice(0, remaining)
+                remaining -= batch.num_rows
                 if batch.num_rows:
                     yield _text_of(batch.column(0))
         except duckdb.Error as exc:
-            raise error(exc) from None
+            raise session.error(exc) from None
 
 
 def _text_of(column: Any) -> bytes:
@@ -145,16 +191,24 @@ def _postgres(
     role: str,
     timeout: float,
     fmt: Format,
+    limit: int,
 ) -> Iterator[bytes]:
+    deadline = time.monotonic() + timeout
+    # A client that stops reading leaves the transaction idle: the server ends it at
+    # the timeout (idle_in_transaction_session_timeout, see execute.postgres_session).
     with postgres_session(settings, role, timeout) as connection:
         cursor = connection.cursor(name="headwater_export")
         try:
             cursor.execute(sql, dict(params) if params else None)
-            rows = cursor.fetchmany(BATCH_ROWS)
+            remaining = limit
+            rows = cursor.fetchmany(min(BATCH_ROWS, remaining))
             names = [d.name for d in cursor.description or ()]
             if fmt == "csv":
                 yield _csv_line(names).encode()
-            while rows:
+            while rows and remaining > 0:
+                if time.monotonic() > deadline:
+                    raise QueryTimeout(f"The export ran longer than {timeout:g} s and was stopped")
+                remaining -= len(rows)
                 buffer = io.StringIO()
                 if fmt == "csv":
                     csv.writer(buffer, lineterminator="\n").writerows(rows)
@@ -163,6 +217,6 @@ def _postgres(
                         buffer.write(json.dumps(dict(zip(names, row, strict=True)), default=str))
                         buffer.write("\n")
                 yield buffer.getvalue().encode()
-                rows = cursor.fetchmany(BATCH_ROWS)
+                rows = cursor.fetchmany(min(BATCH_ROWS, remaining)) if remaining > 0 else []
         finally:
             cursor.close()

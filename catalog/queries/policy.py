@@ -71,11 +71,9 @@ DENIED_NAME = re.compile(
         read_\w* | \w*_scan | \w*_scan_\w* | scan_\w* | glob | sniff_csv | parquet_\w*
       | iceberg_\w* | delta_\w* | query | query_table | getenv | current_setting
       | set_config | pg_\w* | lo_\w* | dblink\w* | txid_\w* | duckdb_\w* | pragma_\w*
-      | load_extension | install | load | http\w* | url\w* | file\w* | copy\w*
-      | inet_\w* | sleep | pg_sleep | system | sys_\w* | which_secret | checkpoint
-      | force_checkpoint | current_database | current_schemas? | version
-      | current_user | session_user | user | has_\w*_privilege | to_regclass
-      | currval | nextval | setval | lastval | random_uuid_v7
+      | load_extension | install | load | http_\w* | inet_\w* | sleep | which_secret
+      | checkpoint | force_checkpoint | current_database | current_schemas? | version
+      | has_\w*_privilege | to_regclass | currval | nextval | setval | lastval
     )$""",
     re.VERBOSE,
 )

@@ -1,20 +1,20 @@
 """PostgreSQL roles that make ad hoc queries read-only in the engine itself.
 
-- ``<query_user>``: the login role queries connect as. NOINHERIT, so on its own it
-  reads nothing; every transaction starts read-only.
-- ``<query_user>_viewer|_user|_admin``: NOLOGIN roles granted to it, each with USAGE
-  and SELECT on exactly the schemas its Headwater role may read (and the same for
-  tables created later, through default privileges). A query runs after
-  ``SET LOCAL ROLE`` to one of them.
+One login role per Headwater role, ``<query_user>_viewer|_user|_admin``, each with
+USAGE and SELECT on exactly the schemas its Headwater role may read (and the same for
+tables created later, through default privileges), every transaction read-only. None
+is a member of another, so no SQL run as one can become another (``SET ROLE``).
 
-:func:`grant_query_access` creates or updates all of this; it is idempotent and runs
-at ``headwater init`` and after every catalog refresh (new raw schemas appear with new
-sources).
+:func:`ensure_query_roles` creates them (``headwater init``); :func:`grant_query_access`
+grants each one the catalogued schemas it may read and revokes every other warehouse
+schema (after every catalog refresh: a new source brings a new raw schema). Only
+schemas in the catalog are ever granted, so nothing else sharing the database (the
+metadata store, other applications) becomes readable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
 
 
 def role_name(settings: Settings, role: str) -> str:
-    """The PostgreSQL role a query of Headwater ``role`` runs as."""
+    """The PostgreSQL login role a query of Headwater ``role`` runs as."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     return f"{settings.query_user}_{role}"
@@ -43,50 +43,54 @@ def warehouse_schemas(cursor: Any, prefix: str) -> list[str]:
     return [n for n in names if n.startswith(prefix)] if prefix else names
 
 
-def grant_query_access(settings: Settings, schemas: Iterable[str] | None = None) -> None:
-    """Create the query roles and grant each role SELECT on the schemas it may read."""
-    from psycopg2 import errors
-    from psycopg2 import sql as pgsql
+def ensure_query_roles(settings: Settings) -> None:
+    """Create (or bring up to date) the three login roles; grants nothing on schemas."""
+    _with_owner(settings, lambda cur: _roles(cur, settings))
 
+
+def grant_query_access(settings: Settings, schemas: Collection[str]) -> None:
+    """Each role may read the ``schemas`` (from the catalog) its patterns allow, and no
+    other schema of the warehouse."""
+    wanted = set(schemas)
+
+    def work(cur: Any) -> None:
+        _roles(cur, settings)
+        for schema in warehouse_schemas(cur, settings.schema_prefix):
+            for role in ROLES:
+                allowed = schema in wanted and readable(
+                    schema, settings.query_schemas(role), settings.schema_prefix
+                )
+                _grant(cur, schema, role_name(settings, role), allowed)
+
+    _with_owner(settings, work)
+
+
+def _with_owner(settings: Settings, work: Any) -> None:
     from headwater.warehouse import connect_postgres
 
-    ident = pgsql.Identifier
-    login = settings.query_user
-    password = settings.query_password.get_secret_value()
     connection = connect_postgres(settings)
     try:
         connection.autocommit = True
         with connection.cursor() as cur:
-            for name, options in [(login, "LOGIN NOINHERIT")] + [
-                (role_name(settings, role), "NOLOGIN") for role in ROLES
-            ]:
-                # Already there, or created by a concurrent call: fine.
-                with suppress(errors.DuplicateObject, errors.UniqueViolation):
-                    cur.execute(pgsql.SQL("CREATE ROLE {} " + options).format(ident(name)))
-            cur.execute(pgsql.SQL("ALTER ROLE {} LOGIN NOINHERIT").format(ident(login)))
-            if password:
-                cur.execute(
-                    pgsql.SQL("ALTER ROLE {} PASSWORD %s").format(ident(login)), (password,)
-                )
-            cur.execute(
-                pgsql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
-                    ident(login)
-                )
-            )
-            for role in ROLES:
-                cur.execute(
-                    pgsql.SQL("GRANT {} TO {}").format(
-                        ident(role_name(settings, role)), ident(login)
-                    )
-                )
-            chosen = list(schemas) if schemas is not None else None
-            names = chosen if chosen is not None else warehouse_schemas(cur, settings.schema_prefix)
-            for schema in names:
-                for role in ROLES:
-                    allowed = readable(schema, settings.query_schemas(role), settings.schema_prefix)
-                    _grant(cur, schema, role_name(settings, role), allowed)
+            work(cur)
     finally:
         connection.close()
+
+
+def _roles(cur: Any, settings: Settings) -> None:
+    from psycopg2 import errors
+    from psycopg2 import sql as pgsql
+
+    password = settings.query_password.get_secret_value()
+    for role in ROLES:
+        name = pgsql.Identifier(role_name(settings, role))
+        # Already there, or created by a concurrent call: fine.
+        with suppress(errors.DuplicateObject, errors.UniqueViolation):
+            cur.execute(pgsql.SQL("CREATE ROLE {} LOGIN NOINHERIT").format(name))
+        cur.execute(pgsql.SQL("ALTER ROLE {} LOGIN NOINHERIT").format(name))
+        if password:
+            cur.execute(pgsql.SQL("ALTER ROLE {} PASSWORD %s").format(name), (password,))
+        cur.execute(pgsql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(name))
 
 
 def _grant(cur: Any, schema: str, role: str, allowed: bool) -> None:

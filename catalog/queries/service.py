@@ -167,4 +167,5 @@ def export(
         role=role,
         timeout=timeout_for(settings, timeout),
         fmt=fmt,
+        limit=query.limit,
     )

@@ -240,9 +240,15 @@ def _validate(
     rows = min(limit, cap) if limit is not None else cap
     tree = _limited(tree, rows, engine)
     shown, bindable = _render(tree, engine, names)
-    # From here on the tree is changed in place (cheaper than copies): the SQL that
-    # runs is already written.
-    canonical = normalize_identifiers(tree, dialect=engine).sql(dialect=engine, comments=False)
+    # The cache key: sqlglot's writing of the statement (whitespace, keyword case and
+    # comments gone). PostgreSQL folds unquoted names, so they are folded here too;
+    # DuckDB keeps their spelling as result column names, so it is kept.
+    canonical = (
+        normalize_identifiers(tree.copy(), dialect=engine).sql(dialect=engine, comments=False)
+        if engine == "postgres"
+        else shown
+    )
+    # From here on the tree is changed in place (cheaper than a copy).
     columns = _columns_used(tree, known, engine)
     return ValidatedQuery(
         engine=engine,
@@ -424,28 +430,44 @@ def _name_key(identifier: exp.Expr | None, engine: Engine) -> str:
 def _visible_ctes(table: exp.Table, engine: Engine) -> set[str]:
     """The CTE names ``table`` can refer to where it stands: those of every enclosing
     WITH whose body holds it, and within a WITH only the CTEs defined before the one it
-    is in (that one too when RECURSIVE)."""
+    is in. A RECURSIVE CTE sees its own name only in the recursive term (the right of
+    its UNION): anywhere else the engine reads a real table of that name."""
     names: set[str] = set()
     child: exp.Expr = table
     node = table.parent
     while node is not None:
         if isinstance(node, exp.With):
-            recursive = bool(node.args.get("recursive"))
             for cte in node.expressions:
-                if cte is child and not recursive:
-                    break
-                names.add(_name_key(cte.args.get("alias") and cte.args["alias"].this, engine))
                 if cte is child:
+                    if node.args.get("recursive") and _in_recursive_term(table, cte):
+                        names.add(_cte_name(cte, engine))
                     break
+                names.add(_cte_name(cte, engine))
         else:
             with_ = node.args.get("with_")
             if isinstance(with_, exp.With) and child is not with_:
-                for cte in with_.expressions:
-                    alias = cte.args.get("alias")
-                    names.add(_name_key(alias.this if alias else None, engine))
+                names.update(_cte_name(cte, engine) for cte in with_.expressions)
         child, node = node, node.parent
     names.discard("")
     return names
+
+
+def _cte_name(cte: exp.Expr, engine: Engine) -> str:
+    alias = cte.args.get("alias")
+    return _name_key(alias.this if alias else None, engine)
+
+
+def _in_recursive_term(table: exp.Table, cte: exp.Expr) -> bool:
+    body = cte.this
+    if not isinstance(body, exp.Union):
+        return False
+    recursive_term = body.expression
+    node: exp.Expr | None = table
+    while node is not None and node is not cte:
+        if node is recursive_term:
+            return True
+        node = node.parent
+    return False
 
 
 def _qualify_tables(tree: exp.Expr, known: KnownTables, engine: Engine) -> tuple[str, ...]:

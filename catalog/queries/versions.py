@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from catalog.models import Dataset, LineageEdge
+from catalog.queries.errors import WarehouseUnavailable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -62,7 +63,13 @@ def data_version(settings: Settings, relations: Collection[str]) -> str:
                 continue
             digest.update(f"{stat.st_size}:{stat.st_mtime_ns};".encode())
         return digest.hexdigest()[:32]
-    for row in _postgres_versions(settings, relations):
+    import psycopg2
+
+    try:
+        rows = _postgres_versions(settings, relations)
+    except psycopg2.Error:
+        raise WarehouseUnavailable("The warehouse does not answer") from None
+    for row in rows:
         digest.update(repr(row).encode())
     return digest.hexdigest()[:32]
 

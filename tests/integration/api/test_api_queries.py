@@ -316,3 +316,17 @@ def test_a_whole_result_streams_as_csv_or_json_lines(stack: Stack) -> None:
         headers=stack.headers["viewer"],
     )
     assert refused.status_code == 400, refused.text
+
+
+def test_an_export_stops_at_its_limit_and_an_oversized_answer_is_refused(stack: Stack) -> None:
+    limited = stack.client.post(
+        "/api/queries/export",
+        json={"sql": "select customer_id from customers order by 1", "limit": 10},
+        headers=stack.headers["viewer"],
+    )
+    assert limited.status_code == 200, limited.text
+    assert limited.text.splitlines() == ["customer_id", *(str(i) for i in range(1, 11))]
+    huge = stack.query(
+        "viewer", {"sql": "select repeat(name, 7000) as wide from customers"}, status=400
+    )["error"]
+    assert "larger than 64 MB" in huge["message"] and "export" in huge["details"]["hint"]

@@ -123,11 +123,13 @@ def pg(tmp_path: Path, pg_prefix: str) -> Iterator[Settings]:
             name = settings.warehouse_schema(schema)
             cur.execute(f'CREATE SCHEMA "{name}"')
             cur.execute(f'CREATE TABLE "{name}".t AS SELECT g AS i FROM generate_series(1, 10) g')
-    grant_query_access(settings)
+    grant_query_access(
+        settings, [settings.warehouse_schema(s) for s in ("marts", "staging", "raw_shop")]
+    )
     yield settings
     execute.close_pools()
     with owner.cursor() as cur:
-        for name in (login, *(role_name(settings, role) for role in ROLES)):
+        for name in (role_name(settings, role) for role in ROLES):
             cur.execute(f'DROP OWNED BY "{name}"')
             cur.execute(f'DROP ROLE "{name}"')
     owner.close()
@@ -170,16 +172,18 @@ def test_postgres_tables_created_later_are_readable_by_the_roles_that_may(pg: Se
         ("copy {marts}.t to '/tmp/out.csv'", "pg_write_server_files"),
         ("reset role; select count(*) from {raw}.t", "permission denied"),
         ("set role postgres", "permission denied"),
-        ("commit; delete from {marts}.t", "permission denied"),
+        ("set role {admin_role}", "permission denied"),
+        ("commit; delete from {marts}.t", "read-only transaction"),
         ("select set_config('default_transaction_read_only', 'off', false)", ""),
     ],
 )
 def test_postgres_refuses_what_the_validator_would(pg: Settings, sql: str, refusal: str) -> None:
     marts, raw = pg.warehouse_schema("marts"), pg.warehouse_schema("raw_shop")
-    statement = sql.format(marts=f'"{marts}"', raw=f'"{raw}"')
+    admin_role = role_name(pg, "admin")
+    statement = sql.format(marts=f'"{marts}"', raw=f'"{raw}"', admin_role=f'"{admin_role}"')
     if refusal:
         with pytest.raises(QueryError, match=refusal):
-            run(pg, statement, "admin")
+            run(pg, statement, "viewer" if "role" in sql else "admin")
     else:  # allowed, but changes nothing that outlives the transaction
         run(pg, statement, "admin")
         with pytest.raises(QueryFailed, match="read-only transaction"):
@@ -243,3 +247,19 @@ def test_postgres_data_versions_change_with_writes_to_the_tables_read(pg: Settin
             assert data_version(pg, read) != inserted
     finally:
         owner.close()
+
+
+def test_postgres_connections_come_back_to_the_pool_clean(pg: Settings) -> None:
+    run(pg, "select pg_advisory_lock(4242)", "admin")
+    owner = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    try:
+        with owner.cursor() as cur:
+            cur.execute(
+                "select count(*) from pg_locks where locktype = 'advisory' and objid = 4242"
+            )
+            assert cur.fetchone() == (0,)  # DISCARD ALL released it
+    finally:
+        owner.close()
+    # The ceiling holds even after a COMMIT inside the SQL: no write, no endless statement.
+    with pytest.raises(QueryTimeout):
+        run(pg, "commit; select pg_sleep(30)", "admin", timeout=0.5)

@@ -13,6 +13,7 @@ from catalog.graph import (
     DatasetNotFound,
     Graph,
     column_graph,
+    edge_index,
     resolve,
     table_graph,
 )
@@ -150,3 +151,48 @@ def test_names_resolve_or_say_what_is_wrong(session: Session) -> None:
     session.flush()
     with pytest.raises(DatasetNotFound, match="ambiguous"):
         resolve(session, "stg_orders")
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+@pytest.mark.parametrize("filters", [True, False])
+@pytest.mark.parametrize(
+    "target",
+    ["marts.revenue.revenue", "marts.revenue", "raw_shop.orders.status", "raw_shop.orders"],
+)
+def test_a_walk_from_the_in_memory_index_equals_the_walk_over_the_store(
+    session: Session, direction: str, filters: bool, target: str
+) -> None:
+    dataset, column = resolve(session, target)
+    stored = column_graph(session, dataset, column, direction, 5, filters=filters)  # type: ignore[arg-type]
+    index = edge_index(session)
+    indexed = column_graph(
+        session,
+        dataset,
+        column,
+        direction,
+        5,
+        filters=filters,
+        index=index,  # type: ignore[arg-type]
+    )
+    assert indexed.columns == stored.columns  # the same edges, in the same order
+    assert (indexed.nodes, indexed.truncated) == (stored.nodes, stored.truncated)
+
+
+def test_the_index_follows_a_change_of_the_edges(session: Session) -> None:
+    first = edge_index(session)
+    assert edge_index(session) is first  # unchanged table: the same index
+    orders = resolve(session, "raw_shop.orders")[0]
+    revenue = resolve(session, "marts.revenue")[0]
+    session.add(
+        ColumnLineage(
+            downstream_id=revenue.id,
+            downstream_column="revenue",
+            upstream_id=orders.id,
+            upstream_column="amount",
+            kind="transform",
+        )
+    )
+    session.flush()
+    second = edge_index(session)
+    assert second is not first
+    assert any(e[1] == "amount" and e[2] == revenue.id for e in second.by_upstream[orders.id])

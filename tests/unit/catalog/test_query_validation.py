@@ -501,7 +501,7 @@ VARIANTS = [
     (
         "select order_id, status from marts.orders where amount > 10 order by order_id",
         "SELECT order_id ,  status\nFROM   marts.orders\n\tWHERE amount>10   ORDER  BY order_id",
-        "Select Order_Id, STATUS From MARTS.ORDERS Where AMOUNT > 10 Order By ORDER_ID",
+        "SELECT order_id, status FROM marts.orders WHERE amount > 10 ORDER BY order_id",
         "select order_id, status from marts.orders where amount > 10 order by order_id;",
         "select order_id,status from marts.orders where amount>10 order by order_id",
     ),
@@ -521,6 +521,19 @@ def test_canonical_form_ignores_whitespace_and_keyword_case(
 ) -> None:
     forms = {validate(sql, KNOWN, engine=engine).canonical for sql in variants}
     assert len(forms) == 1, forms
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_identifier_case_is_one_entry_only_where_the_engine_ignores_it(engine: Engine) -> None:
+    """PostgreSQL folds unquoted names: ``Order_Id`` is ``order_id``, down to the result's
+    column name. DuckDB keeps the spelling as the column name, so there the two answers
+    differ and must not share a cache entry."""
+    lower = validate("select order_id from marts.orders", KNOWN, engine=engine).canonical
+    mixed = validate("Select Order_Id From MARTS.ORDERS", KNOWN, engine=engine).canonical
+    assert (lower == mixed) == (engine == "postgres")
+    quoted = validate('select order_id as "Id" from marts.orders', KNOWN, engine=engine)
+    other = validate('select order_id as "id" from marts.orders', KNOWN, engine=engine)
+    assert quoted.canonical != other.canonical
 
 
 @pytest.mark.parametrize("engine", ENGINES)
