@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from catalog.freshness import freshness_status
 from headwater.db import Base, as_utc, utcnow
 
+OUTSIDE_THE_WAREHOUSE = ("source", "destination")
+"""Dataset kinds that are tables elsewhere: in a source system, or a load's destination."""
+
 
 class Dataset(Base):
     """A table or view the platform knows: in a source system or in the warehouse."""

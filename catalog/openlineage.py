@@ -349,6 +349,8 @@ def dataset_refs(dataset: CatalogDataset, warehouse: Warehouse) -> list[DatasetR
         return source_refs(
             dataset.schema_name, dataset.table_name, dataset.source_kind, dataset.origin
         )
+    if dataset.kind == "destination":  # outside the warehouse: its address is not known here
+        return []
     return [warehouse.ref(dataset)]
 
 

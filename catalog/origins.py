@@ -35,3 +35,24 @@ class SourceOrigin:
         if table in self.tables:
             return self.tables[table]
         return self.default.replace("{table}", table) if self.default else None
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Tables a source loads into a destination outside the warehouse (a job's or a
+    declared source's ``target``): the catalog shows them as ``destination`` datasets,
+    downstream of the source's tables.
+
+    Attributes:
+        source: The declared source.
+        tables: Its tables (dlt resources) that go there.
+        target: The destination's name.
+        schema: The schema they land in at the destination.
+        by: Who moves them, for people: ``job 7 (Paid orders)`` or ``sources.yml``.
+    """
+
+    source: str
+    tables: tuple[str, ...]
+    target: str
+    schema: str
+    by: str

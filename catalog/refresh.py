@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from catalog.graph import chunks, column_graph
 from catalog.history import DATASET_ADDED, DATASET_REMOVED, Change, Column, diff_columns
 from catalog.lineage import FILTER, ColumnEdge
 from catalog.models import (
+    OUTSIDE_THE_WAREHOUSE,
     ColumnLineage,
     Dataset,
     DatasetColumn,
@@ -43,7 +44,7 @@ from catalog.models import (
     LineageEdge,
     SchemaEvent,
 )
-from catalog.origins import SourceOrigin
+from catalog.origins import Flow, SourceOrigin
 from headwater.cache import invalidate
 from headwater.db import session_scope, utcnow
 from headwater.warehouse import LOCK_WAIT_SECONDS, wait_for_warehouse
@@ -171,6 +172,7 @@ def collect(
     settings: Settings,
     origins: Mapping[str, SourceOrigin] | None = None,
     artifacts: DbtArtifacts | None = None,
+    flows: Sequence[Flow] = (),
 ) -> tuple[list[DatasetInfo], list[Edge]]:
     """Everything the catalog should hold now, read from the warehouse and the artifacts.
 
@@ -233,7 +235,47 @@ def collect(
             if origin is not None and raw.source_kind is None:
                 raw.source_kind = origin.kind
                 raw.origin = origin.origin_of(raw.table_name)
+    edges += _flows(datasets, flows, origins)
     return list(datasets.values()), edges
+
+
+def _flows(
+    datasets: dict[str, DatasetInfo], flows: Sequence[Flow], origins: Mapping[str, SourceOrigin]
+) -> list[Edge]:
+    """Source table → destination table for loads that leave the warehouse."""
+    edges: dict[tuple[str, str], Edge] = {}
+    for flow in flows:
+        origin = origins.get(flow.source)
+        for table in flow.tables:
+            upstream = f"source.{flow.source}.{table}"
+            datasets.setdefault(
+                upstream,
+                DatasetInfo(
+                    upstream,
+                    "source",
+                    flow.source,
+                    table,
+                    f"{table} in source {flow.source}",
+                    source_kind=origin.kind if origin else None,
+                    origin=origin.origin_of(table) if origin else None,
+                ),
+            )
+            downstream = f"{flow.target}.{flow.schema}.{table}"
+            known = datasets.get(downstream)
+            loaders = f"{known.description}; " if known and known.description else ""
+            datasets[downstream] = DatasetInfo(
+                downstream,
+                "destination",
+                flow.schema,
+                table,
+                f"{loaders}loaded by {flow.by}"
+                if known
+                else f"{table} in destination {flow.target}, loaded by {flow.by}",
+                source_kind=origin.kind if origin else None,
+                origin=origin.origin_of(table) if origin else None,
+            )
+            edges[(upstream, downstream)] = Edge(upstream, downstream, "load")
+    return list(edges.values())
 
 
 def describe(
@@ -499,7 +541,7 @@ def _schema_events(
             continue
         old = [Column(c.name, c.data_type, c.position) for c in row.columns]
         new = [Column(c.name, c.data_type, c.position) for c in info.columns]
-        if not old and info.kind == "source":
+        if not old and info.kind in OUTSIDE_THE_WAREHOUSE:
             continue  # a source table's columns, named for the first time
         for change in diff_columns(old, new):
             events.append(_event(session, row, change))
@@ -562,22 +604,27 @@ def refresh(
     settings: Settings,
     lock_wait: float = LOCK_WAIT_SECONDS,
     origins: Mapping[str, SourceOrigin] | None = None,
+    flows: Sequence[Flow] = (),
 ) -> RefreshSummary:
     """Rebuild the catalog in one transaction; readers see the old or the new state.
 
     Waits up to ``lock_wait`` seconds while another process writes the DuckDB file.
     ``origins`` (declared source → :class:`SourceOrigin`) tells where raw tables came
-    from; callers that may import ``ingest`` build it from the declared sources.
+    from, ``flows`` which tables loads take to destinations outside the warehouse;
+    callers that may import ``ingest`` and ``orchestration`` build both.
     """
     started = time.perf_counter()
-    datasets, edges = wait_for_warehouse(settings, lambda: collect(settings, origins), lock_wait)
+    datasets, edges = wait_for_warehouse(
+        settings, lambda: collect(settings, origins, flows=flows), lock_wait
+    )
     with session_scope(settings.metadata_url) as session:
         _one_refresh_at_a_time(session)
         lineage = column_lineage(settings, datasets, edges, previous_fingerprints(session))
         summary = apply(session, datasets, edges, lineage)
     invalidate(settings.redis_url, CACHE_NAMESPACE)
     if settings.warehouse == "postgres":
-        _grant_query_access(settings, {d.schema_name for d in datasets if d.kind != "source"})
+        inside = {d.schema_name for d in datasets if d.kind not in OUTSIDE_THE_WAREHOUSE}
+        _grant_query_access(settings, inside)
     return replace(summary, seconds=time.perf_counter() - started)
 
 

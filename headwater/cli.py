@@ -339,11 +339,10 @@ def run_transform(settings: Settings, selector: str | None = None) -> None:
 
 
 def run_catalog(settings: Settings) -> None:
-    from catalog.refresh import refresh
-    from orchestration.origins import source_origins
+    from orchestration.origins import refresh_catalog
 
     with step("catalog refreshed"):
-        summary = refresh(settings, origins=source_origins(settings))
+        summary = refresh_catalog(settings)
     click.echo(
         f"  {summary.datasets} datasets, {summary.columns} columns, {summary.edges} table "
         f"edges, {summary.column_edges} column edges written ({summary.analysed} models "

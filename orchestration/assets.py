@@ -446,11 +446,9 @@ def build_definitions(settings: Settings) -> Definitions:
 
     @op(name="catalog_refresh", description="Rebuild the metadata catalog.")
     def refresh_catalog_op(context: OpExecutionContext) -> None:
-        from catalog.refresh import refresh
-        from orchestration.origins import source_origins
+        from orchestration.origins import refresh_catalog
 
-        origins = source_origins(settings)
-        summary = refresh(settings, lock_wait=CATALOG_LOCK_WAIT_SECONDS, origins=origins)
+        summary = refresh_catalog(settings, lock_wait=CATALOG_LOCK_WAIT_SECONDS)
         context.log.info(f"catalog: {summary.datasets} datasets, {summary.edges} edges")
 
     @dagster_job_decorator(

@@ -121,15 +121,10 @@ class _StepEvents:
             )
 
     def refresh_catalog(self) -> None:
-        from catalog.refresh import refresh
-        from orchestration.origins import source_origins
+        from orchestration.origins import refresh_catalog
 
         try:
-            refresh(
-                self.settings,
-                lock_wait=REFRESH_LOCK_WAIT_SECONDS,
-                origins=source_origins(self.settings),
-            )
+            refresh_catalog(self.settings, lock_wait=REFRESH_LOCK_WAIT_SECONDS)
         except Exception as exc:
             log.warning(
                 "OpenLineage: the catalog could not be refreshed before the COMPLETE event "

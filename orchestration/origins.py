@@ -15,10 +15,11 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from catalog.origins import SourceOrigin
+from catalog.origins import Flow, SourceOrigin
 from headwater.errors import HeadwaterError
 
 if TYPE_CHECKING:
+    from catalog.refresh import RefreshSummary
     from headwater.settings import Settings
     from ingest.spec import SourceSpec, TableSpec
 
@@ -101,3 +102,43 @@ def _bare_url(url: str) -> str:
         parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database
     )
     return bare.render_as_string(hide_password=True)
+
+
+def source_flows(settings: Settings) -> list[Flow]:
+    """The tables loads take to destinations outside the warehouse: each declared source
+    with such a ``target``, and each job with one. Unreadable declarations: none."""
+    from ingest.destinations import WAREHOUSE
+    from ingest.runner import load_declared
+    from orchestration.jobs import query_table
+    from orchestration.store import all_jobs
+
+    try:
+        declared = load_declared(settings)
+    except HeadwaterError:
+        return []
+    flows = [
+        Flow(name, tuple(spec.tables), target, settings.raw_schema(name), "sources.yml")
+        for name, spec in declared.items()
+        if (target := spec.target) and target != WAREHOUSE and not spec.destination and spec.tables
+    ]
+    for job in all_jobs(settings):
+        source = declared.get(job.source)
+        if source is None or job.target == WAREHOUSE:
+            continue
+        tables = job.tables or ([query_table(job.name)] if job.query else list(source.tables))
+        if tables:
+            where = settings.raw_schema(job.source)
+            by = f"job {job.id} ({job.name})"
+            flows.append(Flow(job.source, tuple(tables), job.target, where, by))
+    return flows
+
+
+def refresh_catalog(settings: Settings, lock_wait: float | None = None) -> RefreshSummary:
+    """``catalog.refresh.refresh`` with what only this layer knows: the declared sources'
+    origins and the loads that leave the warehouse."""
+    from catalog.refresh import refresh
+
+    origins, flows = source_origins(settings), source_flows(settings)
+    if lock_wait is None:
+        return refresh(settings, origins=origins, flows=flows)
+    return refresh(settings, lock_wait=lock_wait, origins=origins, flows=flows)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from catalog.models import Dataset, DatasetColumn
+from catalog.models import OUTSIDE_THE_WAREHOUSE, Dataset, DatasetColumn
 from catalog.queries.policy import readable
 from catalog.queries.validate import KnownTables, relations
 
@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
     from headwater.settings import Settings
 
-# Datasets that live outside the warehouse (tables in source systems) are not queryable.
-NOT_IN_WAREHOUSE = ("source",)
 
 _cache: dict[tuple[str, str, Any], KnownTables] = {}
 _lock = threading.Lock()
@@ -41,7 +39,7 @@ def known_tables(session: Session, settings: Settings, role: str) -> KnownTables
     rows = session.execute(
         select(Dataset.schema_name, Dataset.table_name, DatasetColumn.name, DatasetColumn.data_type)
         .join(DatasetColumn, DatasetColumn.dataset_id == Dataset.id)
-        .where(Dataset.kind.not_in(NOT_IN_WAREHOUSE))
+        .where(Dataset.kind.not_in(OUTSIDE_THE_WAREHOUSE))  # not queryable
         .order_by(Dataset.id, DatasetColumn.position)
     ).all()
     everything = relations((str(a), str(b), str(c), str(d or "")) for a, b, c, d in rows)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from catalog.models import Dataset, LineageEdge
+from catalog.models import OUTSIDE_THE_WAREHOUSE, Dataset, LineageEdge
 from catalog.queries.errors import WarehouseUnavailable
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def upstream_relations(session: Session, tables: Collection[str]) -> list[str]:
         select(Dataset.id, Dataset.schema_name, Dataset.table_name, Dataset.kind)
     ).all()
     by_name = {f"{s}.{t}".lower(): i for i, s, t, _ in rows}
-    names = {i: f"{s}.{t}" for i, s, t, kind in rows if kind != "source"}
+    names = {i: f"{s}.{t}" for i, s, t, kind in rows if kind not in OUTSIDE_THE_WAREHOUSE}
     edges: dict[int, list[int]] = {}
     for up, down in session.execute(select(LineageEdge.upstream_id, LineageEdge.downstream_id)):
         edges.setdefault(down, []).append(up)
