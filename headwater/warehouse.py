@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 LOCK_WAIT_SECONDS = 60
+MARKER_FRESH_SECONDS = 10
 
 
 def connect_postgres(settings: Settings, timeout: int = 10) -> Any:
@@ -40,15 +43,36 @@ def is_lock_conflict(exc: BaseException) -> bool:
     return "Could not set lock on file" in str(exc)
 
 
+def writer_marker(settings: Settings) -> Path:
+    """The file a writer keeps fresh while it waits for the DuckDB file."""
+    path = settings.duckdb_path
+    return path.with_name(path.name + ".writer-waiting")
+
+
+def writer_waiting(settings: Settings) -> bool:
+    """Whether a load is waiting for the DuckDB file now: readers that can step aside
+    (ad hoc queries) then do, so a stream of them never starves it."""
+    try:
+        age = time.time() - writer_marker(settings).stat().st_mtime
+    except OSError:
+        return False
+    return age < MARKER_FRESH_SECONDS
+
+
 def wait_for_warehouse(
-    settings: Settings, work: Callable[[], T], seconds: float = LOCK_WAIT_SECONDS
+    settings: Settings,
+    work: Callable[[], T],
+    seconds: float = LOCK_WAIT_SECONDS,
+    *,
+    writer: bool = False,
 ) -> T:
     """Run ``work``; on a DuckDB lock conflict, retry for up to ``seconds`` after the first one.
 
     DuckDB admits one writing process per file, and a writer cannot open it while
     another process has it open, even read-only, for a moment. The wait counts from
-    the first conflict, however long ``work`` itself took. PostgreSQL needs no
-    waiting: ``work`` runs once.
+    the first conflict, however long ``work`` itself took. A ``writer`` announces that
+    it waits (:func:`writer_waiting`), so ad hoc queries stop opening the file until
+    it has had its turn. PostgreSQL needs no waiting: ``work`` runs once.
     """
     if settings.warehouse != "duckdb":
         return work()
@@ -63,4 +87,15 @@ def wait_for_warehouse(
         wait=wait_exponential(multiplier=0.1, max=2),
         reraise=True,
     )
-    return retrying(work)
+    if not writer:
+        return retrying(work)
+    marker = writer_marker(settings)
+
+    def announced() -> T:
+        marker.touch()  # fresh on every attempt: see writer_waiting()
+        return work()
+
+    try:
+        return retrying(announced)
+    finally:
+        marker.unlink(missing_ok=True)

@@ -330,7 +330,7 @@ def _load_or_raise(
         reraise=False,
     )
     try:
-        return retrying(wait_for_warehouse, settings, load)
+        return retrying(wait_for_warehouse, settings, load, writer=True)
     except RetryError as exc:
         failure = exc.last_attempt.exception()
         assert isinstance(failure, PipelineStepFailed)  # noqa: S101 - the retry condition

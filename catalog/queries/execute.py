@@ -31,7 +31,7 @@ from catalog.queries.errors import (
     WarehouseUnavailable,
 )
 from catalog.queries.roles import role_name
-from headwater.warehouse import is_lock_conflict, wait_for_warehouse
+from headwater.warehouse import is_lock_conflict, wait_for_warehouse, writer_waiting
 
 if TYPE_CHECKING:
     from headwater.settings import Settings
@@ -153,6 +153,13 @@ def _open_duckdb(settings: Settings) -> Any:
 
     def open_file() -> Any:
         return duckdb.connect(str(path), read_only=True, config=duckdb_config(settings))
+
+    if writer_waiting(settings):
+        raise WarehouseBusy(
+            "A load is waiting to write to the warehouse; the query cannot run now",
+            retry_after=RETRY_AFTER_SECONDS,
+            hint=f"retry in {RETRY_AFTER_SECONDS} seconds",
+        )
 
     try:
         connection = wait_for_warehouse(settings, open_file, seconds=LOCK_WAIT_SECONDS)
@@ -327,8 +334,10 @@ def postgres_session(settings: Settings, role: str, timeout: float) -> Iterator[
         connection.set_session(readonly=True, autocommit=False)
         with connection.cursor() as cur:
             milliseconds = int(timeout * 1000)
-            cur.execute("SET LOCAL statement_timeout = %s", (milliseconds,))
-            cur.execute("SET LOCAL idle_in_transaction_session_timeout = %s", (milliseconds,))
+            # Session-wide (not LOCAL): a COMMIT inside the SQL cannot shed them; the
+            # DISCARD ALL below puts the session back to its ceilings.
+            cur.execute("SET statement_timeout = %s", (milliseconds,))
+            cur.execute("SET idle_in_transaction_session_timeout = %s", (milliseconds,))
         yield connection
     except psycopg2.Error as exc:
         broken = True

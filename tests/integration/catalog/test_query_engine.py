@@ -260,6 +260,51 @@ def test_postgres_connections_come_back_to_the_pool_clean(pg: Settings) -> None:
             assert cur.fetchone() == (0,)  # DISCARD ALL released it
     finally:
         owner.close()
-    # The ceiling holds even after a COMMIT inside the SQL: no write, no endless statement.
+    # The timeout holds even after a COMMIT inside the SQL.
+    started = time.monotonic()
     with pytest.raises(QueryTimeout):
         run(pg, "commit; select pg_sleep(30)", "admin", timeout=0.5)
+    assert time.monotonic() - started < 10
+
+
+def test_a_waiting_load_goes_first_queries_step_aside(duck: Settings) -> None:
+    """A reader holds the file; a load waits for it (announcing so); meanwhile queries
+    answer busy instead of opening the file again, so they cannot starve the load."""
+    import threading
+
+    from headwater.warehouse import wait_for_warehouse, writer_marker
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys\n"
+            f"c = duckdb.connect({str(duck.duckdb_path)!r}, read_only=True)\n"
+            "print('reading', flush=True)\nsys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "reading"
+    loaded: list[int] = []
+
+    def load() -> None:
+        with duckdb.connect(str(duck.duckdb_path)) as connection:
+            connection.execute("INSERT INTO marts.t VALUES (10)")
+            loaded.append(1)
+
+    writer = threading.Thread(target=lambda: wait_for_warehouse(duck, load, 30, writer=True))
+    writer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not writer_marker(duck).exists():
+            assert time.monotonic() < deadline, "the load never announced that it waits"
+            time.sleep(0.05)
+        with pytest.raises(WarehouseBusy, match="waiting to write"):
+            run(duck, "select 1")
+    finally:
+        holder.communicate("", timeout=30)
+        writer.join(timeout=30)
+    assert loaded == [1] and not writer_marker(duck).exists()
+    assert run(duck, "select count(*) from marts.t") == [(11,)]
