@@ -139,7 +139,8 @@ settings = Settings(_env_file=None, home=Path(sys.argv[1]))
 sql = sys.argv[2]
 started = time.perf_counter()
 size = lines = 0
-for chunk in export(settings, sql, None, role="admin", timeout=600, fmt="csv"):
+rows = int(sys.argv[3])
+for chunk in export(settings, sql, None, role="admin", timeout=600, fmt="csv", limit=rows):
     size += len(chunk)
     lines += chunk.count(b"\\n")
 seconds = time.perf_counter() - started
@@ -181,7 +182,7 @@ def export_figures(home: Path, rows: int, repeat: int = 2) -> tuple[dict[str, An
     ours, copy = [], []
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(repeat):
-            ours.append(_child(EXPORT_SCRIPT, str(home), sql))
+            ours.append(_child(EXPORT_SCRIPT, str(home), sql, str(rows)))
             copy.append(
                 _child(
                     COPY_SCRIPT,
