@@ -172,9 +172,28 @@ def _open_duckdb(settings: Settings) -> Any:
             ) from None
         log.warning("query: the warehouse cannot be opened: %s", _first_line(exc))
         raise WarehouseUnavailable("The warehouse cannot be opened now") from None
-    connection.execute("SET enable_progress_bar = false")
-    connection.execute("SET lock_configuration = true")
+    _lock_configuration(connection)
     return connection
+
+
+def _lock_configuration(connection: Any) -> None:
+    """Lock the configuration, unless another connection of this process to the same
+    file (they share one database instance) has locked it already."""
+    import duckdb
+
+    def locked() -> bool:
+        rows = connection.execute("SELECT current_setting('lock_configuration')").fetchall()
+        return bool(rows and rows[0][0])
+
+    if locked():
+        return
+    try:
+        connection.execute("SET enable_progress_bar = false")
+        connection.execute("SET lock_configuration = true")
+    except duckdb.Error:
+        if not locked():  # not a concurrent lock by another thread: a real failure
+            connection.close()
+            raise WarehouseUnavailable("The warehouse cannot be locked down for queries") from None
 
 
 @dataclass

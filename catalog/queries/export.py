@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 Format = Literal["csv", "jsonl"]
 BATCH_ROWS = 100_000
 EXPORT_SLOTS = 2
+SLOT_GRACE_SECONDS = 5
 _slots = threading.BoundedSemaphore(EXPORT_SLOTS)
 
 # DuckDB types whose text never needs CSV quoting.
@@ -68,19 +69,35 @@ def export(
         chunks = _duckdb(settings, sql, params, timeout, fmt, limit)
     else:
         chunks = _postgres(settings, sql, params, role, timeout, fmt, limit)
-    return _in_a_slot(chunks)
+    return _in_a_slot(chunks, timeout)
 
 
-def _in_a_slot(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _in_a_slot(chunks: Iterator[bytes], timeout: float) -> Iterator[bytes]:
+    """``chunks`` holding one export slot: until they end, or at the latest until the
+    timeout has passed (its connection is closed by then), so a client that stalls
+    without hanging up does not keep the slot."""
     if not _slots.acquire(blocking=False):
         raise WarehouseBusy(
             f"{EXPORT_SLOTS} exports are running; try again shortly",
             retry_after=RETRY_AFTER_SECONDS,
         )
+    held = [True]
+    guard = threading.Lock()
+
+    def release() -> None:
+        with guard:
+            if held[0]:
+                held[0] = False
+                _slots.release()
+
+    expiry = threading.Timer(timeout + SLOT_GRACE_SECONDS, release)
+    expiry.daemon = True
+    expiry.start()
     try:
         yield from chunks
     finally:
-        _slots.release()
+        expiry.cancel()
+        release()
 
 
 def _csv_line(values: list[str]) -> str:

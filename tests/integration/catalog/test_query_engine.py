@@ -308,3 +308,22 @@ def test_a_waiting_load_goes_first_queries_step_aside(duck: Settings) -> None:
         writer.join(timeout=30)
     assert loaded == [1] and not writer_marker(duck).exists()
     assert run(duck, "select count(*) from marts.t") == [(11,)]
+
+
+def test_exports_take_a_slot_each_and_give_it_back(duck: Settings) -> None:
+    from catalog.queries.export import EXPORT_SLOTS, export
+
+    def started() -> Iterator[bytes]:
+        chunks = export(
+            duck, "select i from marts.t", None, role="viewer", timeout=30, fmt="csv", limit=10
+        )
+        assert next(chunks) == b"i\n"  # a client that read the header, then stalled
+        return chunks
+
+    stalled = [started() for _ in range(EXPORT_SLOTS)]
+    with pytest.raises(WarehouseBusy, match="exports are running"):
+        started()
+    stalled.pop().close()  # that client hung up
+    assert b"".join(started()) == b"".join(f"{i}\n".encode() for i in range(10))
+    for chunks in stalled:
+        chunks.close()
