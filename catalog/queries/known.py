@@ -45,7 +45,9 @@ def known_tables(session: Session, settings: Settings, role: str) -> KnownTables
     everything = relations((str(a), str(b), str(c), str(d or "")) for a, b, c, d in rows)
     patterns, prefix = settings.query_schemas(role), settings.schema_prefix
     allowed = tuple(r for r in everything if readable(r.schema, patterns, prefix))
-    hidden = frozenset(r.qualified.lower() for r in everything if r not in allowed)
+    hidden = frozenset(
+        r.qualified.lower() for r in everything if not readable(r.schema, patterns, prefix)
+    )
     aliases = (
         {
             r.schema[len(prefix) :].lower(): r.schema
