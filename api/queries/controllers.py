@@ -71,10 +71,11 @@ class QueriesController(Controller):
         request: Request[Any, Any, Any],
         settings: Settings,
         database: Database,
+        query_runner: services.QueryRunner,
         data: QueryIn,
     ) -> ValidationOut:
         user = current_user(request)
-        return await database.run(lambda s: services.validate_query(s, settings, user, data))
+        return await services.validate_query(settings, database, query_runner, user, data)
 
     @get(
         "/history",

@@ -191,6 +191,12 @@ def entry(
     }
 
 
+def failure(user: CurrentUser, body: QueryIn, started: float, exc: BaseException) -> dict[str, Any]:
+    """The history row of a query that was refused or failed ``started`` (perf_counter)."""
+    elapsed = round((time.perf_counter() - started) * 1000, 2)
+    return entry(user, body, outcome_of(exc), elapsed_ms=elapsed, error=str(exc))
+
+
 class History:
     """The query history, written behind: entries are queued in memory and inserted by
     one background task, many per transaction, so recording a query costs a request
@@ -295,8 +301,7 @@ async def run_query(
             cache_counter(CACHE_NAMESPACE, "miss").inc()
         result = await runner.run(settings, query, body.params, user.role, body.timeout_seconds)
     except (QueryError, ServiceUnavailable) as exc:
-        elapsed = round((time.perf_counter() - started) * 1000, 2)
-        history.add(entry(user, body, outcome_of(exc), elapsed_ms=elapsed, error=str(exc)))
+        history.add(failure(user, body, started, exc))
         raise
     columns = [ColumnOut(c.name, c.type) for c in result.columns]
     rows = [list(row) for row in result.rows]
@@ -320,19 +325,16 @@ async def run_query(
     )
 
 
-def validate_query(
-    session: Session, settings: Settings, user: CurrentUser, body: QueryIn
+async def validate_query(
+    settings: Settings,
+    database: Database,
+    runner: QueryRunner,
+    user: CurrentUser,
+    body: QueryIn,
 ) -> ValidationOut:
+    """What running ``body`` would do, checked exactly as :func:`run_query` checks it."""
     try:
-        query = service.prepare(
-            session,
-            settings,
-            body.sql,
-            role=user.role,
-            dialect=body.dialect,
-            limit=body.limit,
-            params=body.params,
-        )
+        query = await runner.check(settings, database, user.role, body)
     except QueryRejected as exc:
         problem = Problem(exc.message, line=exc.line, column=exc.column, hint=exc.hint)
         return ValidationOut(False, [problem], None, [], [], [])
@@ -407,8 +409,7 @@ async def export_query(
         )
         first = await runner.in_thread(lambda: next(chunks, b""))
     except (QueryError, ServiceUnavailable) as exc:
-        elapsed = round((time.perf_counter() - started) * 1000, 2)
-        history.add(entry(user, body, outcome_of(exc), elapsed_ms=elapsed, error=str(exc)))
+        history.add(failure(user, body, started, exc))
         raise
     elapsed = round((time.perf_counter() - started) * 1000, 2)
     history.add(entry(user, body, "success", elapsed_ms=elapsed))

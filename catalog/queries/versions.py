@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog.models import OUTSIDE_THE_WAREHOUSE, Dataset, LineageEdge
 from catalog.queries.errors import WarehouseUnavailable
+from catalog.queries.known import catalog_version
+
+_Graph = tuple[dict[str, int], dict[int, str], dict[int, list[int]]]
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -29,8 +33,22 @@ if TYPE_CHECKING:
     from headwater.settings import Settings
 
 
-def upstream_relations(session: Session, tables: Collection[str]) -> list[str]:
-    """``tables`` (``schema.name``) and every warehouse table upstream of them."""
+_graphs: dict[str, tuple[tuple[Any, ...], _Graph]] = {}
+_graphs_lock = threading.Lock()
+
+
+def _graph(session: Session) -> _Graph:
+    """Dataset ids by name, warehouse names by id and upstream ids by dataset id, read
+    once per state of the catalog (not on every cached answer)."""
+    version = (
+        *catalog_version(session),
+        session.scalar(select(func.count()).select_from(LineageEdge)),
+    )
+    url = str(session.get_bind().engine.url)
+    with _graphs_lock:
+        known = _graphs.get(url)
+    if known is not None and known[0] == version:
+        return known[1]
     rows = session.execute(
         select(Dataset.id, Dataset.schema_name, Dataset.table_name, Dataset.kind)
     ).all()
@@ -39,6 +57,15 @@ def upstream_relations(session: Session, tables: Collection[str]) -> list[str]:
     edges: dict[int, list[int]] = {}
     for up, down in session.execute(select(LineageEdge.upstream_id, LineageEdge.downstream_id)):
         edges.setdefault(down, []).append(up)
+    graph = (by_name, names, edges)
+    with _graphs_lock:
+        _graphs[url] = (version, graph)
+    return graph
+
+
+def upstream_relations(session: Session, tables: Collection[str]) -> list[str]:
+    """``tables`` (``schema.name``) and every warehouse table upstream of them."""
+    by_name, names, edges = _graph(session)
     seen: set[int] = set()
     todo = [by_name[t.lower()] for t in tables if t.lower() in by_name]
     while todo:

@@ -196,3 +196,24 @@ def test_the_index_follows_a_change_of_the_edges(session: Session) -> None:
     second = edge_index(session)
     assert second is not first
     assert any(e[1] == "amount" and e[2] == revenue.id for e in second.by_upstream[orders.id])
+
+
+def test_a_query_depends_on_its_tables_and_everything_upstream(session: Session) -> None:
+    from catalog.queries.versions import upstream_relations
+
+    assert upstream_relations(session, ["marts.revenue"]) == [
+        "marts.revenue",
+        "raw_shop.customers",
+        "raw_shop.orders",
+        "staging.stg_orders",
+    ]
+    assert upstream_relations(session, ["raw_shop.orders"]) == ["raw_shop.orders"]
+    # A new edge is seen at once, though the graph is otherwise read once per catalog state.
+    customers = resolve(session, "raw_shop.customers")[0]
+    orders = resolve(session, "raw_shop.orders")[0]
+    session.add(LineageEdge(upstream_id=customers.id, downstream_id=orders.id, origin="dbt"))
+    session.flush()
+    assert upstream_relations(session, ["raw_shop.orders"]) == [
+        "raw_shop.customers",
+        "raw_shop.orders",
+    ]
