@@ -16,6 +16,8 @@ import api.auth.models
 import api.queries.models
 import api.users.models
 import catalog.models
+import headwater.events
+import headwater.notify.models
 import ingest.models
 import orchestration.models
 from headwater.db import Base, get_engine
@@ -23,13 +25,15 @@ from headwater.migrate import current_revision, downgrade, upgrade
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0009"
+HEAD = "0010"
 MODELS = (
     api.users.models,
     api.auth.models,
     api.audit.models,
     api.queries.models,
     catalog.models,
+    headwater.events,
+    headwater.notify.models,
     ingest.models,
     orchestration.models,
 )  # every package's tables registered on Base

@@ -1,0 +1,159 @@
+"""Live events: recorded in the metadata store, announced over Redis pub/sub.
+
+Any process publishes (the Dagster daemon's sensor, a run's own steps, the command
+line, the API): :func:`publish` writes the event to the ``events`` table, which gives
+it its id and, through ``dedupe_key``, makes publishing the same fact twice a no-op,
+then announces it on the Redis channel when Redis is configured. Each API process
+listens on that channel and also reads the table for what it has not seen (every
+fraction of a second without Redis, every few seconds with it), so events reach
+clients connected to any replica, with or without Redis, and a client that
+reconnects asks for what it missed since an event id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from headwater.db import Base, session_scope, utcnow
+
+log = logging.getLogger("headwater.events")
+
+CHANNEL = "headwater:events"
+REDIS_TIMEOUT_SECONDS = 0.25
+KEEP_DAYS = 7
+KINDS = ("job_update", "notification")
+
+
+class Event(Base):
+    """One published event; ``id`` is what clients resume from."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    owner_id: Mapped[int | None] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+def message(event: Event) -> dict[str, Any]:
+    """The event as it travels (Redis, then clients): its audience beside its data."""
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "jobId": event.job_id,
+        "ownerId": event.owner_id,
+        "shared": event.shared,
+        "userId": event.user_id,
+        "data": event.payload,
+    }
+
+
+def record(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    key: str | None = None,
+    job_id: int | None = None,
+    owner_id: int | None = None,
+    shared: bool = False,
+    user_id: int | None = None,
+) -> dict[str, Any] | None:
+    """Write one event in ``session``; its message, or None when ``key`` was recorded
+    before (the fact was already published, by this process or another)."""
+    values = {
+        "kind": kind,
+        "dedupe_key": key,
+        "job_id": job_id,
+        "owner_id": owner_id,
+        "shared": shared,
+        "user_id": user_id,
+        "payload": payload,
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Event).values(**values)
+    if key is not None:
+        statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    new_id = session.scalar(statement.returning(Event.id))
+    if new_id is None:
+        return None
+    return message(Event(id=new_id, **values))
+
+
+def announce(redis_url: str | None, messages: list[dict[str, Any]]) -> None:
+    """Tell the API processes listening on Redis; without Redis (or with it down) they
+    find the events in the table a moment later."""
+    if not redis_url or not messages:
+        return
+    try:
+        client = _redis(redis_url)
+        with client.pipeline(transaction=False) as pipe:
+            for item in messages:
+                pipe.publish(CHANNEL, json.dumps(item, separators=(",", ":"), default=str))
+            pipe.execute()
+    except Exception as exc:  # Redis down: the table still has them
+        log.warning(
+            "events not announced on Redis (%s): API processes read them from the store",
+            type(exc).__name__,
+        )
+
+
+def publish(
+    metadata_url: str,
+    redis_url: str | None,
+    kind: str,
+    payload: dict[str, Any],
+    **audience: Any,
+) -> dict[str, Any] | None:
+    """Record and announce one event (see :func:`record` for ``audience``); its message,
+    or None when it had been published already."""
+    with session_scope(metadata_url) as session:
+        item = record(session, kind, payload, **audience)
+    if item is not None:
+        announce(redis_url, [item])
+    return item
+
+
+def since(session: Session, event_id: int, limit: int) -> list[dict[str, Any]]:
+    """The events after ``event_id``, oldest first, at most ``limit``."""
+    rows = session.scalars(select(Event).where(Event.id > event_id).order_by(Event.id).limit(limit))
+    return [message(row) for row in rows]
+
+
+def latest_id(session: Session) -> int:
+    return int(session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) or 0)
+
+
+def prune(session: Session, keep_days: int = KEEP_DAYS) -> int:
+    """Forget events older than ``keep_days``; how many went."""
+    result = session.execute(
+        delete(Event).where(Event.created_at < utcnow() - timedelta(days=keep_days))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(
+        url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    )
