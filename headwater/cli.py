@@ -599,6 +599,7 @@ def secrets_rotate(new_key: bool, drop_old: bool) -> None:
     the old one. With the key file, --new-key and --drop-old do both steps.
     """
     import api.users.models  # noqa: F401 - every table with secrets is mapped
+    import headwater.notify.models  # noqa: F401 - channel URLs
     import ingest.models  # noqa: F401
     from headwater.db import Base, session_scope
     from headwater.secrets import SecretBox, add_key, drop_old_keys, rotate_all

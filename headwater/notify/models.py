@@ -19,6 +19,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Inte
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headwater.db import Base, utcnow
+from headwater.secrets import ENCRYPTED
 
 LEVELS = ("info", "warning", "error")
 
@@ -48,7 +49,7 @@ class Channel(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
-    url_encrypted: Mapped[str] = mapped_column(Text)
+    url_encrypted: Mapped[str] = mapped_column(Text, info={ENCRYPTED: True})
     url_masked: Mapped[str] = mapped_column(String(2000))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     rate_limit_per_hour: Mapped[int] = mapped_column(Integer, default=60)
