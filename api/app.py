@@ -29,6 +29,9 @@ from api.catalog.lineage import LineageController, SchemaChangesController
 from api.db import Database
 from api.docs import OPENAPI_PATH, assets_router, openapi_config, tighten_schema
 from api.errors import EXCEPTION_HANDLERS
+from api.events.hub import EventHub
+from api.events.live import SocketIO, live_socket, redact_tokens_in_logs
+from api.events.watcher import RunWatcher
 from api.health.controllers import HealthController
 from api.health.services import ReadinessProbe
 from api.http import add_response_headers, allowed_methods
@@ -61,14 +64,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
     auth_service = AuthService(settings, database, kv, hashing)
     dagster = Dagster(settings)
     query_history = History(database)
+    events = EventHub(database, settings.redis_url)
+    watcher = RunWatcher(dagster.client, database, events)
+    socket_io = SocketIO(events, authenticator, settings.cors_origins)
 
     async def start() -> None:
         settings.secure_home()
+        redact_tokens_in_logs()
         POOL.urls.add(settings.metadata_url)
         await kv.start()
         await query_history.start()
+        await events.start()
+        await watcher.start()
+        await socket_io.start()
 
     async def stop() -> None:
+        await socket_io.stop()
+        await watcher.stop()
+        await events.stop()
         await query_history.stop()
         await dagster.close()
         await kv.stop()
@@ -103,6 +116,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SchemaChangesController,
             QueriesController,
             AuditController,
+            live_socket,
+            socket_io.mount(),
             assets_router(),
         ],
         dependencies={
@@ -112,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "auth_service": constant(auth_service),
             "connection_tests": constant(ConnectionTests()),
             "dagster": constant(dagster),
+            "events": constant(events),
             "query_runner": constant(QueryRunner()),
         },
         middleware=[
@@ -133,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "authenticator": authenticator,
                 "readiness": ReadinessProbe(settings, kv),
                 "query_history": query_history,
+                "events": events,
             }
         ),
         debug=False,

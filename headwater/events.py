@@ -12,13 +12,14 @@ reconnects asks for what it missed since an event id.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, delete, select
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -27,7 +28,7 @@ from headwater.db import Base, session_scope, utcnow
 
 log = logging.getLogger("headwater.events")
 
-CHANNEL = "headwater:events"
+CHANNEL_PREFIX = "headwater:events:"
 REDIS_TIMEOUT_SECONDS = 0.25
 KEEP_DAYS = 7
 KINDS = ("job_update", "notification")
@@ -98,16 +99,28 @@ def record(
     return message(Event(id=new_id, **values))
 
 
-def announce(redis_url: str | None, messages: list[dict[str, Any]]) -> None:
+def channel(metadata_url: str) -> str:
+    """The Redis channel of one installation: processes sharing a metadata store share
+    it (event ids are that store's), others sharing the Redis server do not."""
+    from sqlalchemy.engine import make_url
+
+    from headwater.db import normalize_url
+
+    identity = make_url(normalize_url(metadata_url)).render_as_string(hide_password=True)
+    return CHANNEL_PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def announce(metadata_url: str, redis_url: str | None, messages: list[dict[str, Any]]) -> None:
     """Tell the API processes listening on Redis; without Redis (or with it down) they
     find the events in the table a moment later."""
     if not redis_url or not messages:
         return
     try:
         client = _redis(redis_url)
+        name = channel(metadata_url)
         with client.pipeline(transaction=False) as pipe:
             for item in messages:
-                pipe.publish(CHANNEL, json.dumps(item, separators=(",", ":"), default=str))
+                pipe.publish(name, json.dumps(item, separators=(",", ":"), default=str))
             pipe.execute()
     except Exception as exc:  # Redis down: the table still has them
         log.warning(
@@ -128,13 +141,19 @@ def publish(
     with session_scope(metadata_url) as session:
         item = record(session, kind, payload, **audience)
     if item is not None:
-        announce(redis_url, [item])
+        announce(metadata_url, redis_url, [item])
     return item
 
 
-def since(session: Session, event_id: int, limit: int) -> list[dict[str, Any]]:
-    """The events after ``event_id``, oldest first, at most ``limit``."""
-    rows = session.scalars(select(Event).where(Event.id > event_id).order_by(Event.id).limit(limit))
+def since(
+    session: Session, event_id: int, limit: int, also: tuple[int, ...] = ()
+) -> list[dict[str, Any]]:
+    """The events after ``event_id`` (and those of ids ``also``), oldest first, at most
+    ``limit``."""
+    condition = Event.id > event_id
+    if also:
+        condition = or_(condition, Event.id.in_(also))
+    rows = session.scalars(select(Event).where(condition).order_by(Event.id).limit(limit))
     return [message(row) for row in rows]
 
 

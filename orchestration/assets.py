@@ -58,6 +58,7 @@ from ingest.runner import load_declared, run_source
 from ingest.spec import SourceSpec, TableSpec
 from ingest.state import loaded_tables
 from orchestration.errors import TransformError
+from orchestration.events import load_progress
 from orchestration.jobs import (
     TAG_JOB_ID,
     TAG_OWNER_ID,
@@ -166,6 +167,7 @@ def dlt_source_assets(settings: Settings, name: str, source: SourceSpec) -> Asse
         with load_lineage(settings, context, name, spec, resources):
             summary = _run(settings, name, spec, chosen, full_refresh=config.full_refresh)
         context.log.info(f"loaded {summary.total_rows} rows into {summary.target}")
+        load_progress(settings, context.run.tags, context.run_id, name, summary.rows)
         for table in selected:
             yield MaterializeResult(
                 asset_key=raw_asset_key(name, table),
@@ -209,6 +211,7 @@ def query_job_asset(settings: Settings, job: Job, source: SourceSpec) -> AssetsD
             job_name=f"ingest.{current.source}.{table}",
         ):
             summary = _run(settings, current.source, spec, None)
+        load_progress(settings, context.run.tags, context.run_id, current.source, summary.rows)
         yield MaterializeResult(
             asset_key=raw_asset_key(current.source, table),
             metadata={

@@ -62,6 +62,8 @@ class RunInfo:
     finished_at: datetime | None
     parent_run_id: str | None
     created_at: datetime | None = None
+    updated: float = 0.0
+    """When Dagster last changed the run (a timestamp)."""
 
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -83,7 +85,8 @@ class LogLine:
 
 
 RUN_FIELDS = """
-runId jobName status startTime endTime creationTime parentRunId tags { key value }
+runId jobName status startTime endTime creationTime updateTime parentRunId
+tags { key value }
 """
 
 
@@ -101,6 +104,7 @@ def _run(node: dict[str, Any]) -> RunInfo:
         finished_at=_time(node.get("endTime")),
         parent_run_id=node.get("parentRunId"),
         created_at=_time(node.get("creationTime")),
+        updated=float(node.get("updateTime") or 0.0),
     )
 
 
@@ -298,6 +302,21 @@ class DagsterClient:
                 "filter": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
                 "limit": limit,
             },
+        )
+        result = data["runsOrError"]
+        if result["__typename"] != "Runs":
+            raise DagsterUnavailable(f"Dagster could not list runs: {_failure(result)}")
+        return [_run(node) for node in result["results"]]
+
+    async def runs_updated_after(self, since: float, limit: int = 100) -> list[RunInfo]:
+        """The runs Dagster changed after timestamp ``since``."""
+        data = await self._query(
+            f"""query($filter: RunsFilter, $limit: Int) {{
+                runsOrError(filter: $filter, limit: $limit) {{
+                __typename ... on Runs {{ results {{ {RUN_FIELDS} }} }}
+                ... on InvalidPipelineRunsFilterError {{ message }}
+                ... on PythonError {{ message }} }} }}""",
+            {"filter": {"updatedAfter": since}, "limit": limit},
         )
         result = data["runsOrError"]
         if result["__typename"] != "Runs":

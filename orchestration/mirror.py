@@ -3,7 +3,8 @@
 A sensor calls :func:`mirror_runs` every few seconds with the update time it reached
 last: each run of a job (tagged with its id) changed since then is written with its
 status and times, and once finished with its rows per table, its test results and
-the first line of the error that ended it.
+the first line of the error that ended it. Each move is published as a ``job_update``
+event (once, whoever sees it first: see ``orchestration/events.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from headwater.db import session_scope
+from headwater.events import announce
 from orchestration.client import DAGSTER_STATUS
+from orchestration.events import run_update
 from orchestration.jobs import TAG_JOB_ID
 from orchestration.models import FINISHED, Job, Run
 
@@ -39,6 +42,7 @@ def mirror_runs(instance: DagsterInstance, settings: Settings, since: float) -> 
     )
     newest = since
     mine = [r for r in records if TAG_JOB_ID in r.dagster_run.tags]
+    messages: list[dict[str, Any]] = []
     if mine:
         with session_scope(settings.metadata_url) as session:
             ids = {int(r.dagster_run.tags[TAG_JOB_ID]) for r in mine}
@@ -47,7 +51,20 @@ def mirror_runs(instance: DagsterInstance, settings: Settings, since: float) -> 
             for record in mine:
                 job = jobs.get(int(record.dagster_run.tags[TAG_JOB_ID]))
                 if job is not None:
-                    _write(session, instance, record, job, secrets)
+                    row = _write(session, instance, record, job, secrets)
+                    message = run_update(
+                        session,
+                        job,
+                        row.id,
+                        row.status,
+                        started_at=row.started_at,
+                        finished_at=row.finished_at,
+                        rows=row.rows_loaded if row.status in FINISHED else None,
+                        error=row.error,
+                    )
+                    if message is not None:
+                        messages.append(message)
+        announce(settings.metadata_url, settings.redis_url, messages)
     for record in records:
         newest = max(newest, record.update_timestamp.timestamp())
     return newest
@@ -80,7 +97,7 @@ class _Secrets:
 
 def _write(
     session: Any, instance: DagsterInstance, record: Any, job: Job, secrets: _Secrets
-) -> None:
+) -> Run:
     run = record.dagster_run
     status = DAGSTER_STATUS.get(run.status.value, "queued")
     row = session.get(Run, run.run_id)
@@ -98,6 +115,8 @@ def _write(
         row.rows_loaded = sum(rows.values())
         row.tests_passed, row.tests_failed = passed, failed
         row.error = secrets.scrub(job.source, error) if status == "failed" and error else None
+    assert isinstance(row, Run)  # noqa: S101 - read or added above
+    return row
 
 
 def _outcome(instance: DagsterInstance, run_id: str) -> tuple[dict[str, int], int, int, str | None]:

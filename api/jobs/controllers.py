@@ -17,6 +17,7 @@ from api.auth.guards import current_user, requires_reader, requires_writer
 from api.cache import cached_json
 from api.db import Database
 from api.errors import Conflict
+from api.events.hub import EventHub
 from api.http import actor_of
 from api.jobs import dashboard, services
 from api.jobs.dagster import Dagster
@@ -257,6 +258,7 @@ class JobsController(Controller):
         request: Request[Any, Any, Any],
         database: Database,
         dagster: Dagster,
+        events: EventHub,
         job_id: JobId,
     ) -> RunLaunched:
         user = current_user(request)
@@ -264,7 +266,8 @@ class JobsController(Controller):
         if not job.enabled:
             raise Conflict(f"Job {job_id} is disabled", hint="enable it first")
         run_id = await dagster.launch(job.id, job.owner_id)
-        launched = await database.run(lambda s: services.record_launch(s, job.id, run_id))
+        launched, event = await database.run(lambda s: services.record_launch(s, job.id, run_id))
+        await events.announce([event])
         return RunLaunched(run_id=run_id, job_id=job.id, status=launched.status)
 
     @get(
@@ -357,7 +360,12 @@ class RunsController(Controller):
         responses=error_responses(400, 401, 403, 404, 409, 503),
     )
     async def retry_run(
-        self, request: Request[Any, Any, Any], database: Database, dagster: Dagster, run_id: RunId
+        self,
+        request: Request[Any, Any, Any],
+        database: Database,
+        dagster: Dagster,
+        events: EventHub,
+        run_id: RunId,
     ) -> RunLaunched:
         user = current_user(request)
 
@@ -370,9 +378,10 @@ class RunsController(Controller):
         if status not in ("failed", "cancelled"):
             raise Conflict(f"Run {run_id} is {status}: only a failed or cancelled run is retried")
         new_id = await dagster.client.reexecute(run_id, from_failure=True)
-        launched = await database.run(
+        launched, event = await database.run(
             lambda s: services.record_launch(s, job_id, new_id, parent_run_id=run_id)
         )
+        await events.announce([event])
         return RunLaunched(run_id=new_id, job_id=job_id, status=launched.status)
 
     @post(

@@ -27,6 +27,7 @@ from api.users.models import Role
 from headwater.db import as_utc
 from ingest.destinations import WAREHOUSE
 from ingest.errors import SpecError
+from orchestration.events import run_update
 from orchestration.jobs import (
     JobInvalid,
     check_timezone,
@@ -374,8 +375,9 @@ def run_out(run: Run) -> RunOut:
 
 def record_launch(
     session: Session, job_id: int | None, run_id: str, parent_run_id: str | None = None
-) -> RunOut:
-    """The run just launched, queued until the sensor sees it move."""
+) -> tuple[RunOut, dict[str, Any] | None]:
+    """The run just launched, queued until the sensor sees it move; and its ``queued``
+    event (None if another process published it first)."""
     if session.get(Run, run_id) is None:
         # The sensor may mirror it at the same moment: whoever writes first wins.
         insert = (
@@ -394,7 +396,9 @@ def record_launch(
         )
     run = session.get(Run, run_id)
     assert run is not None  # noqa: S101 - written just above, or by the sensor
-    return run_out(run)
+    job = session.get(Job, job_id) if job_id is not None else None
+    event = run_update(session, job, run_id, "queued") if job is not None else None
+    return run_out(run), event
 
 
 def get_run(session: Session, user: CurrentUser, run_id: str) -> tuple[Run, Job]:
