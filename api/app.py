@@ -40,6 +40,7 @@ from api.jobs.dagster import Dagster
 from api.kv import KeyValueStore
 from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
+from api.notifications.controllers import ChannelsController, NotificationsController
 from api.queries.controllers import QueriesController
 from api.queries.services import History, QueryRunner
 from api.sources.controllers import ConnectionTests, DestinationsController, SourcesController
@@ -116,6 +117,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SchemaChangesController,
             QueriesController,
             AuditController,
+            NotificationsController,
+            ChannelsController,
             live_socket,
             socket_io.mount(),
             assets_router(),

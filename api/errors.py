@@ -27,6 +27,8 @@ from catalog.errors import CatalogError
 from catalog.graph import ColumnNotFound, DatasetNotFound
 from catalog.queries.errors import WarehouseBusy, WarehouseUnavailable
 from headwater.errors import HeadwaterError
+from headwater.notify.channels import ChannelInvalid
+from headwater.notify.dispatch import ChannelNotFound
 from ingest.errors import SourceNotFound, SpecError
 from ingest.store import DestinationInUse, ReadOnlySource, SourceExists, UnreadableSource
 from ingest.targets import UnsafeTarget
@@ -92,6 +94,8 @@ STATUS_BY_ERROR: dict[type[HeadwaterError], int] = {
     SourceNotFound: 404,
     UnsafeTarget: 400,
     JobInvalid: 400,
+    ChannelInvalid: 400,
+    ChannelNotFound: 404,
     JobNotFound: 404,
     RunNotFound: 404,
     DagsterUnavailable: 503,

@@ -122,6 +122,7 @@ class EventHub:
         self._order: deque[int] = deque()
         self._cursor = 0
         self._gaps: dict[int, float] = {}
+        self._reading = asyncio.Lock()
         self._redis: Any = None
         self._redis_live = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -205,12 +206,17 @@ class EventHub:
     async def _poll(self) -> None:
         while not self._stopping:
             await asyncio.sleep(POLL_WITH_REDIS_SECONDS if self._redis_live else POLL_SECONDS)
+            await self._read_store()
+
+    async def _read_store(self) -> None:
+        """Deliver, in id order, what the store holds that this process has not seen."""
+        async with self._reading:
             after, gaps = self._cursor, tuple(self._gaps)
             try:
                 found = await self.database.run(partial(_read, after=after, gaps=gaps))
             except Exception as exc:
                 log.warning("events not read from the store (%s)", type(exc).__name__)
-                continue
+                return
             self._note_gaps(after, [int(m["id"]) for m in found])
             for message in found:
                 await self.deliver(message, "store")
@@ -242,6 +248,11 @@ class EventHub:
                             message = json.loads(item["data"])
                         except (TypeError, ValueError):
                             continue
+                        if int(message.get("id", 0)) > self.last_id + 1:
+                            # Something published before it (by a process without Redis,
+                            # or lost on the way) is only in the store: that first, so
+                            # clients see a run's moves in order.
+                            await self._read_store()
                         await self.deliver(message, "redis")
             except asyncio.CancelledError:
                 raise

@@ -135,7 +135,8 @@ async def live_socket(socket: WebSocket[Any, Any, Any]) -> None:
                 if may_see(user, message):
                     await socket.send_text(client_text(message))
                 replayed = max(replayed, int(message["id"]))
-        await socket.send_text(json.dumps({"type": "ready", "lastEventId": hub.last_id}))
+        ready = {"type": "ready", "lastEventId": max(hub.last_id, replayed)}
+        await socket.send_text(json.dumps(ready))
         await _pump(socket, subscriber, authenticator, skip_through=replayed)
     finally:
         hub.unsubscribe(subscriber)

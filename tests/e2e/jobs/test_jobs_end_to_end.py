@@ -5,14 +5,18 @@ Create a job through the API → Dagster shows it → run it → the run succeed
 are in the warehouse, the runs and logs endpoints show it; a job with bad credentials
 fails at once with a clear summary; a transient failure is retried by Dagster and
 succeeds; a long run is cancelled; a retry re-executes only the failed step; a
-schedule fires on its minute.
+schedule fires on its minute; live events of a run reach WebSocket and Socket.IO
+clients connected to another API process, through Redis.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,12 +25,16 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
 import duckdb
+import httpx
 import pytest
+import socketio
+import websocket
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -396,3 +404,145 @@ def test_a_schedule_fires_on_its_minute(stack: Stack) -> None:
         stack.client.post(f"/api/jobs/{job['id']}/disable", headers=stack.headers)
     run = stack.client.get(path, headers=stack.headers).json()["items"][0]
     assert stack.wait(run["id"])["status"] == "success"
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="module")
+def replicas(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """Two ``headwater api`` processes over the stack's store and Dagster, behind one Redis."""
+    logs = tmp_path_factory.mktemp("replicas")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update(
+        HEADWATER_HOME=str(stack.settings.home),
+        HEADWATER_SECRET_KEY=TEST_SECRET,
+        HEADWATER_REDIS_URL=REDIS_URL,
+        HEADWATER_DAGSTER_URL=stack.dagster_url,
+    )
+    processes, urls = [], []
+    try:
+        for n in range(2):
+            port = free_port()
+            handle = (logs / f"api-{n}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [str(Path(sys.executable).parent / "headwater"), "api"],
+                    env={**env, "HEADWATER_API_PORT": str(port)},
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        for n, url in enumerate(urls):
+            deadline = time.monotonic() + 60
+            while True:
+                assert processes[n].poll() is None, (logs / f"api-{n}.log").read_text()
+                with suppress(httpx.TransportError):
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "an API process did not start"
+                time.sleep(0.2)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _token(base: str, email: str, password: str) -> str:
+    response = httpx.post(
+        f"{base}/api/auth/login", json={"email": email, "password": password}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["accessToken"])
+
+
+def test_a_runs_live_events_reach_clients_of_another_api_process(
+    stack: Stack, replicas: list[str]
+) -> None:
+    first, second = replicas
+    outsider = {"email": f"outsider-{uuid.uuid4().hex[:6]}@example.com", "password": "x" * 16}
+    made = stack.client.post("/api/users", json=outsider, headers=stack.headers)
+    assert made.status_code == 201, made.text
+    job = stack.create(
+        {"name": "Live", "sourceId": "shop", "tables": ["payments"], "writeDisposition": "replace"}
+    )
+    deadline = time.monotonic() + 10
+    while not stack.dagster_has(job["id"]):
+        assert time.monotonic() < deadline, "the job did not reach Dagster in 10 s"
+        time.sleep(0.2)
+
+    admin_token = _token(second, ADMIN.email, ADMIN.password)
+    port = urlsplit(second).port
+    watching = websocket.create_connection(
+        f"ws://127.0.0.1:{port}/api/ws", header=[f"Authorization: Bearer {admin_token}"]
+    )
+    outsider_token = _token(second, outsider["email"], outsider["password"])
+    outside = websocket.create_connection(f"ws://127.0.0.1:{port}/api/ws?token={outsider_token}")
+    for connection in (watching, outside):
+        connection.settimeout(10)
+        assert json.loads(connection.recv())["type"] == "ready"
+    heard: list[dict[str, Any]] = []
+    sio = socketio.Client(reconnection=False)
+    sio.on("job_update", heard.append)
+    sio.connect(second, auth={"token": admin_token}, transports=["websocket"])
+
+    # Launched through the first process; the clients are on the second.
+    launched = httpx.post(
+        f"{first}/api/jobs/{job['id']}/run",
+        headers={"Authorization": f"Bearer {_token(first, ADMIN.email, ADMIN.password)}"},
+        timeout=60,
+    )
+    assert launched.status_code == 202, launched.text
+    run_id = launched.json()["runId"]
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while not events or events[-1]["event"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"no end of run {run_id} heard: {events}"
+        try:
+            message = json.loads(watching.recv())
+        except websocket.WebSocketTimeoutException:
+            continue  # a run takes a while to start: wait on, up to the deadline
+        if message["data"].get("runId") == run_id:
+            events.append({"id": message["id"], **message["data"]})
+    moves = [e["event"] for e in events]
+    assert moves[0] == "queued" and moves[-1] == "succeeded", moves
+    assert "started" in moves and "progress" in moves, moves
+    assert len(set(moves)) == len(moves), f"a move announced twice: {moves}"
+    progress = next(e for e in events if e["event"] == "progress")
+    assert progress["table"] == "shop.payments" and progress["tableRows"] > 0
+    done = events[-1]
+    assert done["jobId"] == job["id"] and done["status"] == "success"
+    assert done["rows"] == progress["tableRows"]
+    assert done["durationSeconds"] > 0
+    assert stack.wait(run_id)["rowsLoaded"] == done["rows"]
+
+    deadline = time.monotonic() + 5
+    while len([e for e in heard if e.get("runId") == run_id]) < len(events):
+        assert time.monotonic() < deadline, f"Socket.IO heard {heard}, the WebSocket {events}"
+        time.sleep(0.05)
+    assert [e["id"] for e in heard if e.get("runId") == run_id] == [e["id"] for e in events]
+    sio.disconnect()
+
+    # The queued event was published by the first process: it came over Redis.
+    metrics = httpx.get(f"{second}/metrics", timeout=10).text
+    assert re.search(r'headwater_events_received_total\{via="redis"\} [1-9]', metrics), metrics
+    # A user who may not see the job heard nothing of it.
+    outside.settimeout(0.5)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        while True:
+            message = json.loads(outside.recv())
+            assert message["data"].get("runId") != run_id, message
+    watching.close()
+    outside.close()

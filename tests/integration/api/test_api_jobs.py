@@ -378,12 +378,18 @@ def test_a_launch_already_mirrored_by_the_sensor_is_recorded_once(
     with session_scope(url) as session:
         session.add(Run(id=run_id, job_id=job_id, status="running", rows_per_table={}))
     with session_scope(url) as session:
-        assert record_launch(session, job_id, run_id).status == "running"  # kept
+        assert record_launch(session, job_id, run_id)[0].status == "running"  # kept
     fresh = str(uuid.uuid4())
     with session_scope(url) as session:
-        assert record_launch(session, job_id, fresh).status == "queued"
+        launched, event = record_launch(session, job_id, fresh)
+        assert launched.status == "queued"
+        assert event is not None
+        assert event["data"]["event"] == "queued"
+        assert event["data"]["runId"] == fresh
     with session_scope(url) as session:
         assert session.get(Run, fresh) is not None
+        # Launched twice (a retried request, two API processes): announced once.
+        assert record_launch(session, job_id, fresh)[1] is None
 
 
 def test_a_query_jobs_table_must_be_free_in_its_sources_schema(api: Api) -> None:

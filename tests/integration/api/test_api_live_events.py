@@ -1,0 +1,297 @@
+"""Live events as clients receive them: a real uvicorn server, a plain WebSocket client
+(websocket-client) and a real Socket.IO client (python-socketio's), events published
+the way the sensor, the API and the run steps publish them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+import uvicorn
+import websocket
+
+from api.app import create_app
+from api.users.models import Role
+from api.users.services import create_user_with_password
+from headwater.db import session_scope
+from headwater.events import publish
+from headwater.settings import Settings
+from tests.integration.api.conftest import (
+    ADMIN,
+    PASSWORD,
+    VIEWER,
+    make_settings,
+    make_warehouse,
+    seed_metadata,
+)
+
+pytestmark = pytest.mark.integration
+
+OWNER = "owner@example.com"
+OTHER = "other@example.com"
+QUIET_SECONDS = 0.6
+
+
+@dataclass
+class Server:
+    settings: Settings
+    base: str
+    port: int
+    tokens: dict[str, str]
+    ids: dict[str, int]
+
+    def ws(self, who: str | None = None, *, query: str = "", header: bool = True) -> Any:
+        headers = [f"Authorization: Bearer {self.tokens[who]}"] if who and header else []
+        connection = websocket.create_connection(
+            f"ws://127.0.0.1:{self.port}/api/ws{query}", header=headers, timeout=5
+        )
+        return connection
+
+    def publish_job_event(self, key: str, owner: str, *, shared: bool = False) -> int:
+        item = publish(
+            self.settings.metadata_url,
+            self.settings.redis_url,
+            "job_update",
+            {"runId": key, "event": "started", "status": "running"},
+            key=key,
+            job_id=7,
+            owner_id=self.ids[owner],
+            shared=shared,
+        )
+        assert item is not None
+        return int(item["id"])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _login(base: str, email: str) -> str:
+    response = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return str(response.json()["accessToken"])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home: Path = tmp_path_factory.mktemp("live")
+    settings = make_settings(home)
+    make_warehouse(settings.duckdb_path)
+    seed_metadata(settings.metadata_url)
+    ids = {}
+    with session_scope(settings.metadata_url) as session:
+        for email in (OWNER, OTHER):
+            user = create_user_with_password(session, email, PASSWORD, Role.USER)
+            session.flush()
+            ids[email] = user.id
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    tokens = {email: _login(base, email) for email in (ADMIN.email, VIEWER.email, OWNER, OTHER)}
+    with session_scope(settings.metadata_url) as session:
+        from sqlalchemy import select
+
+        from api.users.models import User
+
+        for email in (ADMIN.email, VIEWER.email):
+            ids[email] = session.scalar(select(User.id).where(User.email == email)) or 0
+    yield Server(settings, base, port, tokens, ids)
+    uv.should_exit = True
+    thread.join(10)
+
+
+def _next(connection: Any, timeout: float = 5.0) -> dict[str, Any]:
+    connection.settimeout(timeout)
+    message: dict[str, Any] = json.loads(connection.recv())
+    return message
+
+
+def _silent(connection: Any) -> bool:
+    connection.settimeout(QUIET_SECONDS)
+    try:
+        connection.recv()
+    except websocket.WebSocketTimeoutException:
+        return True
+    return False
+
+
+def test_a_client_authenticated_three_ways_receives_its_jobs_events(server: Server) -> None:
+    by_header = server.ws(OWNER)
+    by_query = server.ws(query=f"?token={server.tokens[OWNER]}")
+    by_message = server.ws()
+    by_message.send(json.dumps({"type": "auth", "token": server.tokens[OWNER]}))
+    for connection in (by_header, by_query, by_message):
+        assert _next(connection)["type"] == "ready"
+    event_id = server.publish_job_event("three-ways", OWNER)
+    for connection in (by_header, by_query, by_message):
+        message = _next(connection)
+        assert message == {
+            "type": "job_update",
+            "id": event_id,
+            "data": {"runId": "three-ways", "event": "started", "status": "running"},
+        }
+        connection.close()
+
+
+def test_a_bad_or_missing_token_is_refused_with_a_reason(server: Server) -> None:
+    for query in ("?token=not-a-token", ""):
+        connection = server.ws(query=query)
+        if not query:
+            connection.send(json.dumps({"type": "auth", "token": "forged"}))
+        assert _next(connection) == {"type": "error", "message": "Invalid or expired token"}
+        opcode, data = connection.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 4401  # the close code says why
+        assert b"Invalid or expired token" in data
+
+
+def test_a_user_never_receives_another_users_job_events(server: Server) -> None:
+    owner, other, viewer, admin = (
+        server.ws(OWNER),
+        server.ws(OTHER),
+        server.ws(VIEWER.email),
+        server.ws(ADMIN.email),
+    )
+    for connection in (owner, other, viewer, admin):
+        assert _next(connection)["type"] == "ready"
+    private = server.publish_job_event("private-run", OWNER)
+    assert _next(owner)["id"] == private
+    assert _next(admin)["id"] == private
+    assert _silent(other)
+    assert _silent(viewer)
+    shared = server.publish_job_event("shared-run", OWNER, shared=True)
+    for connection in (owner, other, viewer, admin):
+        assert _next(connection)["id"] == shared
+        connection.close()
+
+
+def test_notifications_reach_their_recipient_only(server: Server) -> None:
+    owner, other = server.ws(OWNER), server.ws(OTHER)
+    for connection in (owner, other):
+        assert _next(connection)["type"] == "ready"
+    item = publish(
+        server.settings.metadata_url,
+        None,
+        "notification",
+        {"title": "Job failed"},
+        user_id=server.ids[OWNER],
+    )
+    assert item is not None
+    assert _next(owner) == {
+        "type": "notification",
+        "id": item["id"],
+        "data": {"title": "Job failed"},
+    }
+    assert _silent(other)
+    owner.close()
+    other.close()
+
+
+def test_a_client_resumes_from_the_last_event_it_saw(server: Server) -> None:
+    first = server.publish_job_event("resume-1", OWNER)
+    second = server.publish_job_event("resume-2", OTHER)
+    third = server.publish_job_event("resume-3", OWNER)
+    connection = server.ws(OWNER, query=f"?since={first}")
+    missed = [_next(connection) for _ in range(2)]
+    # Another user's job is not replayed; then "ready", and nothing twice after it.
+    assert [m.get("id") for m in missed] == [third, None]
+    assert second != third
+    assert missed[1]["type"] == "ready"
+    assert missed[1]["lastEventId"] >= third
+    assert _silent(connection)
+    connection.ping()
+    connection.send(json.dumps({"type": "ping"}))
+    assert _next(connection) == {"type": "pong"}
+    connection.close()
+
+
+def test_socketio_clients_receive_what_they_may_see_and_resume(server: Server) -> None:
+    received: dict[str, list[tuple[str, dict[str, Any]]]] = {OWNER: [], OTHER: []}
+    clients = {}
+    for email in (OWNER, OTHER):
+        client = socketio.Client(reconnection=False)
+        for kind in ("job_update", "notification"):
+            client.on(
+                kind, lambda data, kind=kind, email=email: received[email].append((kind, data))
+            )
+        client.connect(server.base, auth={"token": server.tokens[email]}, transports=["websocket"])
+        clients[email] = client
+    event_id = server.publish_job_event("sio-run", OWNER)
+
+    def of_this_test(email: str) -> list[tuple[str, dict[str, Any]]]:
+        # Events of earlier tests may still be on their way: only this one counts.
+        return [item for item in received[email] if item[1].get("runId") == "sio-run"]
+
+    deadline = time.monotonic() + 5
+    while not of_this_test(OWNER) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(QUIET_SECONDS)
+    assert of_this_test(OWNER) == [
+        (
+            "job_update",
+            {"id": event_id, "runId": "sio-run", "event": "started", "status": "running"},
+        )
+    ]
+    assert of_this_test(OTHER) == []
+    for client in clients.values():
+        client.disconnect()
+
+    late: list[dict[str, Any]] = []
+    resumed = socketio.Client(reconnection=False)
+    resumed.on("job_update", late.append)
+    resumed.connect(
+        server.base,
+        auth={"token": server.tokens[OWNER], "since": event_id - 1},
+        transports=["polling"],
+    )
+    deadline = time.monotonic() + 5
+    while not late and time.monotonic() < deadline:
+        time.sleep(0.05)
+    resumed.disconnect()
+    assert [item["id"] for item in late] == [event_id]
+
+
+def test_socketio_refuses_a_bad_token(server: Server) -> None:
+    client = socketio.Client(reconnection=False)
+    reasons: list[Any] = []
+    client.on("connect_error", reasons.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        client.connect(server.base, auth={"token": "forged"}, transports=["websocket"])
+    assert reasons == [{"message": "Invalid or expired token"}]
+
+
+def test_tokens_in_connection_urls_are_masked_in_the_access_log() -> None:
+    import logging
+
+    from api.events.live import RedactTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s"',
+        ("127.0.0.1", "GET", "/socket.io/?EIO=4&transport=polling&token=eyJhbGciOi.secret"),
+        None,
+    )
+    RedactTokens().filter(record)
+    assert "eyJhbGciOi" not in record.getMessage()
+    assert "token=***" in record.getMessage()
