@@ -40,7 +40,13 @@ from api.jobs.dagster import Dagster
 from api.kv import KeyValueStore
 from api.limits import request_limits
 from api.metrics import POOL, MetricsController, metrics_middleware
-from api.notifications.controllers import ChannelsController, NotificationsController
+from api.notifications.controllers import (
+    AlertRulesController,
+    AlertsController,
+    ChannelsController,
+    NotificationsController,
+)
+from api.notifications.monitor import Monitor
 from api.queries.controllers import QueriesController
 from api.queries.services import History, QueryRunner
 from api.sources.controllers import ConnectionTests, DestinationsController, SourcesController
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     events = EventHub(database, settings.redis_url)
     watcher = RunWatcher(dagster.client, database, events)
     socket_io = SocketIO(events, authenticator, settings.cors_origins)
+    monitor = Monitor(settings, database, events)
 
     async def start() -> None:
         settings.secure_home()
@@ -78,8 +85,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await events.start()
         await watcher.start()
         await socket_io.start()
+        await monitor.start()
 
     async def stop() -> None:
+        await monitor.stop()
         await socket_io.stop()
         await watcher.stop()
         await events.stop()
@@ -119,6 +128,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             NotificationsController,
             ChannelsController,
+            AlertRulesController,
+            AlertsController,
             live_socket,
             socket_io.mount(),
             assets_router(),

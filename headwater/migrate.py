@@ -30,8 +30,15 @@ def _run(step: Callable[[Config, str], None], url: str, revision: str) -> None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the metadata store at ``url`` up to ``revision``."""
+    """Bring the metadata store at ``url`` up to ``revision``; at the head, create the
+    default alert rules that do not exist yet."""
     _run(command.upgrade, url, revision)
+    if revision == "head":
+        from headwater.db import session_scope
+        from headwater.notify.alerting import ensure_default_rules
+
+        with session_scope(url) as session:
+            ensure_default_rules(session)
 
 
 def downgrade(url: str, revision: str) -> None:

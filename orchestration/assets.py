@@ -12,6 +12,7 @@ annotation at definition time.
 
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from ingest.errors import IngestError
 from ingest.runner import load_declared, run_source
 from ingest.spec import SourceSpec, TableSpec
 from ingest.state import loaded_tables
+from orchestration.alerts import tick as alerts_tick
 from orchestration.errors import TransformError
 from orchestration.events import load_progress
 from orchestration.jobs import (
@@ -91,6 +93,7 @@ CATALOG_LOCK_WAIT_SECONDS = 300
 CATALOG_JOB = "refresh_catalog"
 CATALOG_TAG = "headwater/catalog"
 RUNS_SENSOR_SECONDS = 5
+PERIODIC_ALERTS_SECONDS = 60
 
 
 WHOLE_SOURCE_TABLE = "all_tables"
@@ -483,18 +486,26 @@ def build_definitions(settings: Settings) -> Definitions:
             return SkipReason("a catalog refresh is already waiting")
         return RunRequest(tags={"headwater/after_run": context.dagster_run.run_id})
 
+    last_periodic = [float("-inf")]
+
     @sensor(
         name="headwater_runs",
         minimum_interval_seconds=RUNS_SENSOR_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
         description="Mirrors the runs of Headwater jobs into the metadata store (status, "
-        "rows per table, test results, error summary).",
+        "rows per table, test results, error summary), publishes their moves, raises and "
+        "resolves alerts, and sends waiting notifications.",
     )
     def headwater_runs(context: SensorEvaluationContext) -> SkipReason:
         since = float(context.cursor) if context.cursor else 0.0
         reached = mirror_runs(context.instance, settings, since)
         context.update_cursor(str(reached))
-        return SkipReason("runs mirrored")
+        now = time.monotonic()
+        periodic = now - last_periodic[0] >= PERIODIC_ALERTS_SECONDS
+        if periodic:
+            last_periodic[0] = now
+        alerts_tick(settings, periodic=periodic)
+        return SkipReason("runs mirrored, alerts evaluated")
 
     # DuckDB takes one writer per file: steps run one at a time in one process.
     executor = in_process_executor if settings.warehouse == "duckdb" else multiprocess_executor

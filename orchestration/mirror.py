@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from headwater.db import session_scope
 from headwater.events import announce
+from orchestration.alerts import on_run_finished
 from orchestration.client import DAGSTER_STATUS
 from orchestration.events import run_update
 from orchestration.jobs import TAG_JOB_ID
@@ -51,7 +52,11 @@ def mirror_runs(instance: DagsterInstance, settings: Settings, since: float) -> 
             for record in mine:
                 job = jobs.get(int(record.dagster_run.tags[TAG_JOB_ID]))
                 if job is not None:
+                    before = session.get(Run, record.dagster_run.run_id)
+                    was = before.status if before is not None else None
                     row = _write(session, instance, record, job, secrets)
+                    if row.status in FINISHED and was not in FINISHED:
+                        messages += on_run_finished(settings, session, job, row)
                     message = run_update(
                         session,
                         job,

@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +162,7 @@ class EventHub:
             self.subscribers.discard(subscriber)
             CLIENTS.labels("websocket").dec()
 
-    async def announce(self, messages: list[dict[str, Any] | None]) -> None:
+    async def announce(self, messages: Sequence[dict[str, Any] | None]) -> None:
         """Events this process just recorded (and committed): to its clients at once, and
         to the other processes through Redis."""
         ready = [m for m in messages if m is not None]

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import CapacityLimiter, to_thread
 from litestar import Controller, Request
 from litestar.params import Parameter
 
-from api.auth.guards import current_user, requires_admin, requires_reader
+from api.auth.guards import current_user, requires_admin, requires_reader, requires_writer
 from api.db import Database
 from api.http import actor_of
 from api.notifications import services
 from api.notifications.schemas import (
+    AlertOut,
     ChannelIn,
     ChannelOut,
     ChannelTestOut,
     ChannelUpdate,
     MarkedRead,
     NotificationOut,
+    RuleIn,
+    RuleOut,
+    RuleUpdate,
     UnreadCount,
 )
 from api.openapi import error_responses
@@ -202,3 +206,116 @@ class ChannelsController(Controller):
         await database.run(lambda s: services.get_channel(s, channel_id))
         result = await to_thread.run_sync(test_channel, settings, channel_id, limiter=TESTS_AT_ONCE)
         return ChannelTestOut(ok=result.ok, error=result.error)
+
+
+RuleId = Annotated[int, bounded("An alert rule id.")]
+
+
+class AlertRulesController(Controller):
+    path = "/api/alert-rules"
+    tags = ("alerts",)
+    guards = (requires_writer,)
+
+    @get(
+        "/",
+        operation_id="listAlertRules",
+        summary="Alert rules",
+        description="Admins see every rule (the defaults included); a user their own.",
+        responses=error_responses(400, 401, 403),
+    )
+    async def list_rules(
+        self,
+        request: Request[Any, Any, Any],
+        database: Database,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[RuleOut]:
+        user = current_user(request)
+        return await database.run(
+            lambda s: services.list_rules(s, user, limit=limit, offset=offset)
+        )
+
+    @post(
+        "/",
+        operation_id="createAlertRule",
+        summary="Add an alert rule",
+        description="A scope (all, a job, a source, a dataset, a tag), a condition, who "
+        "hears (in-app recipients, channels) and a quiet period. Users may watch their own "
+        "jobs, in-app; admins anything, through any channel.",
+        responses=error_responses(400, 401, 403),
+    )
+    async def create_rule(
+        self, request: Request[Any, Any, Any], database: Database, data: RuleIn
+    ) -> RuleOut:
+        user, actor = current_user(request), actor_of(request)
+        return await database.run(lambda s: services.create_rule(s, user, actor, data))
+
+    @get(
+        "/{rule_id:int}",
+        operation_id="getAlertRule",
+        summary="One alert rule",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def get_rule(
+        self, request: Request[Any, Any, Any], database: Database, rule_id: RuleId
+    ) -> RuleOut:
+        user = current_user(request)
+        return await database.run(lambda s: services.rule_out(services.get_rule(s, user, rule_id)))
+
+    @patch(
+        "/{rule_id:int}",
+        operation_id="updateAlertRule",
+        summary="Change an alert rule",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def update_rule(
+        self, request: Request[Any, Any, Any], database: Database, rule_id: RuleId, data: RuleUpdate
+    ) -> RuleOut:
+        user, actor = current_user(request), actor_of(request)
+        return await database.run(lambda s: services.update_rule(s, user, actor, rule_id, data))
+
+    @delete(
+        "/{rule_id:int}",
+        operation_id="deleteAlertRule",
+        summary="Remove an alert rule",
+        description="Its alerts go with it. Headwater's default rules are disabled instead.",
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def delete_rule(
+        self, request: Request[Any, Any, Any], database: Database, rule_id: RuleId
+    ) -> None:
+        user, actor = current_user(request), actor_of(request)
+        await database.run(lambda s: services.delete_rule(s, user, actor, rule_id))
+
+
+class AlertsController(Controller):
+    path = "/api/alerts"
+    tags = ("alerts",)
+
+    @get(
+        "/",
+        operation_id="listAlerts",
+        summary="Fired alerts",
+        description="Newest first, firing or resolved. Admins see all; others those of "
+        "their rules and of their jobs.",
+        guards=[requires_reader],
+        responses=error_responses(400, 401),
+    )
+    async def list_alerts(
+        self,
+        request: Request[Any, Any, Any],
+        database: Database,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        alert_state: Annotated[
+            Literal["firing", "resolved"] | None,
+            Parameter(query="state", description="Only these."),
+        ] = None,
+        rule_id: Annotated[int | None, bounded("Only this rule's.", query="ruleId")] = None,
+    ) -> Page[AlertOut]:
+        user = current_user(request)
+        return await database.run(
+            lambda s: services.list_alerts(
+                s, user, state=alert_state, rule_id=rule_id, limit=limit, offset=offset
+            )
+        )

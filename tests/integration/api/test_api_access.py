@@ -40,6 +40,8 @@ from api.queries.models import QueryRun
 from api.users.models import Role, User
 from api.users.services import create_user_with_password
 from headwater.db import session_scope
+from headwater.notify.dispatch import notify_users
+from headwater.notify.models import AlertRule
 from headwater.settings import Settings
 from orchestration.models import Job, Run
 from tests.integration.api.conftest import ADMIN, PASSWORD, VIEWER, Account, make_warehouse
@@ -149,6 +151,10 @@ OWN_JOB = "own_job"  # a job of the user account (not shared)
 SHARED_JOB = "shared_job"  # another user's job, shared with every reader
 RUN = "run"  # a failed run of the user account's job
 OWN_QUERY = "own_query"  # an entry in the user account's query history
+OWN_NOTE = "own_note"  # a notification of the user account
+CHANNEL = "channel"  # a notification channel (admins')
+OWN_RULE = "own_rule"  # an alert rule of the user account (on their own job)
+DEFAULT_RULE = "default_rule"  # one of the rules Headwater creates (admins')
 
 DAGSTER_DOWN = 503
 """What a caller who passed every check gets when Dagster is not running: the matrix
@@ -287,6 +293,57 @@ EXPECTED: dict[tuple[str, str], dict[str, dict[str, int]]] = {
         OWN_QUERY: row(anonymous=401, viewer=404, user=200, admin=200),
         MISSING: row(viewer=404, user=404, admin=404),
     },
+    ("GET", "/api/notifications"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
+    ("GET", "/api/notifications/unread-count"): {
+        NONE: row(anonymous=401, viewer=200, user=200, admin=200)
+    },
+    ("POST", "/api/notifications/read-all"): {
+        NONE: row(anonymous=401, viewer=200, user=200, admin=200)
+    },
+    ("POST", "/api/notifications/{notification_id:int}/read"): {
+        OWN_NOTE: row(anonymous=401, viewer=404, user=200, admin=404),
+        MISSING: row(viewer=404, user=404, admin=404),
+    },
+    ("GET", "/api/notification-channels"): {
+        NONE: row(anonymous=401, viewer=403, user=403, admin=200)
+    },
+    ("POST", "/api/notification-channels"): {
+        NONE: row(anonymous=401, viewer=403, user=403, admin=201)
+    },
+    ("GET", "/api/notification-channels/{channel_id:int}"): {
+        CHANNEL: row(anonymous=401, viewer=403, user=403, admin=200),
+        MISSING: row(viewer=403, user=403, admin=404),
+    },
+    ("PATCH", "/api/notification-channels/{channel_id:int}"): {
+        CHANNEL: row(anonymous=401, viewer=403, user=403, admin=200),
+        MISSING: row(viewer=403, user=403, admin=404),
+    },
+    ("DELETE", "/api/notification-channels/{channel_id:int}"): {
+        CHANNEL: row(anonymous=401, viewer=403, user=403, admin=204),
+        MISSING: row(viewer=403, user=403, admin=404),
+    },
+    ("POST", "/api/notification-channels/{channel_id:int}/test"): {
+        CHANNEL: row(anonymous=401, viewer=403, user=403, admin=200),
+        MISSING: row(viewer=403, user=403, admin=404),
+    },
+    ("GET", "/api/alert-rules"): {NONE: row(anonymous=401, viewer=403, user=200, admin=200)},
+    ("POST", "/api/alert-rules"): {NONE: row(anonymous=401, viewer=403, user=201, admin=201)},
+    ("GET", "/api/alert-rules/{rule_id:int}"): {
+        OWN_RULE: row(anonymous=401, viewer=403, user=200, admin=200),
+        DEFAULT_RULE: row(viewer=403, user=404, admin=200),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("PATCH", "/api/alert-rules/{rule_id:int}"): {
+        OWN_RULE: row(anonymous=401, viewer=403, user=200, admin=200),
+        DEFAULT_RULE: row(viewer=403, user=404, admin=200),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("DELETE", "/api/alert-rules/{rule_id:int}"): {
+        OWN_RULE: row(anonymous=401, viewer=403, user=204, admin=204),
+        DEFAULT_RULE: row(viewer=403, user=404, admin=409),
+        MISSING: row(viewer=403, user=404, admin=404),
+    },
+    ("GET", "/api/alerts"): {NONE: row(anonymous=401, viewer=200, user=200, admin=200)},
 }
 CASES = [
     (method, path, target, role, status)
@@ -328,6 +385,8 @@ class World:
     jobs: dict[str, int] = field(default_factory=dict)
     run_id: str = ""
     query_id: int = 0
+    objects: dict[str, int] = field(default_factory=dict)
+    """Notification, channel and rule ids by target."""
 
 
 @pytest.fixture(scope="module")
@@ -356,8 +415,15 @@ def world(
         session.add(entry)
         session.flush()
         query_id = entry.id
+        [note] = notify_users(session, [ids["user"]], title="yours", body="", level="info")
+        default_rule = session.scalar(select(AlertRule.id).where(AlertRule.builtin.is_not(None)))
+        assert default_rule is not None
+    RULE_JOB[:] = [jobs[OWN_JOB]]
+    objects = {OWN_NOTE: int(note["data"]["id"]), DEFAULT_RULE: default_rule}
     with TestClient(create_app(settings)) as test_client:
         world = World(test_client, ids, datasets["marts.customer_revenue"], settings)
+        objects[CHANNEL] = _store_channel(world)
+        objects[OWN_RULE] = _store_rule(world)
         yield World(
             test_client,
             ids,
@@ -367,7 +433,46 @@ def world(
             jobs,
             run_id,
             query_id,
+            objects,
         )
+
+
+RULE_JOB: list[int] = []
+"""The user account's job, which the alert rules of the matrix watch."""
+
+
+def _rule_body() -> dict[str, Any]:
+    return {
+        "name": f"rule {uuid.uuid4().hex[:8]}",
+        "condition": "run_failed",
+        "scope": "job",
+        "scopeValue": str(RULE_JOB[0]),
+    }
+
+
+def _channel_body() -> dict[str, Any]:
+    # Port 9 (discard): nothing listens, so a test send fails fast, and says so.
+    return {"name": f"hook {uuid.uuid4().hex[:8]}", "url": "json://127.0.0.1:9/hook"}
+
+
+def _store_channel(world: World) -> int:
+    token = _sign_in(world.client, ADMIN)["accessToken"]
+    response = world.client.post(
+        "/api/notification-channels",
+        json=_channel_body(),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def _store_rule(world: World) -> int:
+    token = _sign_in(world.client, USER)["accessToken"]
+    response = world.client.post(
+        "/api/alert-rules", json=_rule_body(), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
 
 
 def _job(settings: Settings, owner_id: int, shared: bool = False) -> int:
@@ -421,6 +526,14 @@ def _body(method: str, path: str, account: Account, client: Client) -> dict[str,
         return {"description": "Changed"}
     if path in ("/api/queries", "/api/queries/validate", "/api/queries/export"):
         return {"sql": "select 1 as one"}
+    if (method, path) == ("POST", "/api/notification-channels"):
+        return _channel_body()
+    if (method, path) == ("PATCH", "/api/notification-channels/{channel_id:int}"):
+        return {"rateLimitPerHour": 30}
+    if (method, path) == ("POST", "/api/alert-rules"):
+        return _rule_body()
+    if (method, path) == ("PATCH", "/api/alert-rules/{rule_id:int}"):
+        return {"quietMinutes": 5}
     return None
 
 
@@ -450,6 +563,19 @@ def _url(world: World, method: str, path: str, role: str, target: str) -> str:
     if "{history_id:int}" in path:
         history_id = world.query_id if target == OWN_QUERY else MISSING_ID
         return path.replace("{history_id:int}", str(history_id))
+    if "{notification_id:int}" in path:
+        note_id = world.objects.get(target, MISSING_ID)
+        return path.replace("{notification_id:int}", str(note_id))
+    if "{channel_id:int}" in path:
+        channel_id = world.objects.get(target, MISSING_ID)
+        if target == CHANNEL and method == "DELETE" and role == "admin":
+            channel_id = _store_channel(world)  # the shared one stays for later cases
+        return path.replace("{channel_id:int}", str(channel_id))
+    if "{rule_id:int}" in path:
+        rule_id = world.objects.get(target, MISSING_ID)
+        if target == OWN_RULE and method == "DELETE" and role in ("user", "admin"):
+            rule_id = _store_rule(world)
+        return path.replace("{rule_id:int}", str(rule_id))
     if "{run_id:str}" in path:
         run_id = world.run_id if target == RUN else "00000000-0000-4000-8000-000000000000"
         return path.replace("{run_id:str}", run_id)
