@@ -3,7 +3,8 @@
 - When a job's run finishes (the runs sensor, ``headwater job run``):
   ``run_failed``, ``duration_above`` (seconds), ``rows_below`` (rows), ``rows_outside_band``
   (outside the mean ± k standard deviations of the job's last successful runs, k the threshold, 3 by
-  default), ``test_failed`` and ``success_rate_below`` (%, over ``window_minutes``).
+  default), ``test_failed`` and ``success_rate_below`` (%, over ``window_minutes``, once at least three runs
+  finished in it).
 - Every minute or so (the same sensor): ``stale`` (a dataset past its freshness
   window: dbt's ``freshness``, or the rule's ``window_minutes`` for datasets without
   one), ``schema_change`` (a raw table's schema changed and models read it), and
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 BAND_RUNS = 10
 BAND_MINIMUM_RUNS = 3
 BAND_SIGMAS = 3.0
+RATE_MINIMUM_RUNS = 3
 DEFAULT_WINDOW_MINUTES = 24 * 60
 SCHEMA_CHANGE_DAYS = 7
 SENSOR_DELIVERIES = 10
@@ -155,8 +157,8 @@ def _success_rate(
         .where(Run.finished_at >= since, Run.status.in_(sorted(FINISHED - {"cancelled"})))
     ).all()
     statuses = [status for job, status in finished if _job_in_scope(settings, rule, job)]
-    if not statuses:
-        return None
+    if len(statuses) < RATE_MINIMUM_RUNS:
+        return None  # one failure out of one run is a failed run, not a rate
     rate = 100.0 * statuses.count("success") / len(statuses)
     limit = rule.threshold if rule.threshold is not None else 95.0
     scope = "all jobs" if rule.scope_kind == "all" else f"{rule.scope_kind} {rule.scope_value}"
