@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from api.errors import ServiceUnavailable
-from headwater.db import POOL_SIZE, get_engine, session_scope
+from headwater.db import POOL_SIZE, get_engine, session_scope, sqlite_path
 
 T = TypeVar("T")
 QUEUE_WAIT_SECONDS = 20.0
@@ -37,6 +37,12 @@ class Database:
     @property
     def engine(self) -> Engine:
         return get_engine(self.url)
+
+    def present(self) -> bool:
+        """False while an embedded (SQLite) store has no file yet: background work waits
+        for ``headwater init`` rather than creating an empty file."""
+        path = sqlite_path(self.url)
+        return path is None or path.exists()
 
     @property
     def limiter(self) -> CapacityLimiter:

@@ -927,6 +927,89 @@ def job_logs(run_id: str, level: str) -> None:
 
 
 @main.group()
+def alerts() -> None:
+    """Alert rules, fired alerts and notification channels."""
+
+
+@alerts.command("list")
+@click.option("--all", "everything", is_flag=True, help="Resolved alerts too, not only firing.")
+@click.option("--limit", default=20, show_default=True, help="Most alerts shown.")
+@handle_errors
+def alerts_list(everything: bool, limit: int) -> None:
+    """The alert rules, then the alerts firing now (newest first)."""
+    from sqlalchemy import select
+
+    from headwater.db import session_scope
+    from headwater.notify.models import Alert, AlertRule, Channel
+
+    settings = _settings()
+    with session_scope(_migrated(settings)) as session:
+        rules = list(session.scalars(select(AlertRule).order_by(AlertRule.id)))
+        channels = dict(session.execute(select(Channel.id, Channel.name)).tuples().all())
+        query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+        if not everything:
+            query = query.where(Alert.state == "firing")
+        fired = list(session.scalars(query))
+    names = {rule.id: rule.name for rule in rules}
+    click.echo("rules:")
+    for rule in rules:
+        scope = rule.scope_kind + (f" {rule.scope_value}" if rule.scope_value else "")
+        limit_text = "" if rule.threshold is None else f" {rule.threshold:g}"
+        window = f" over {rule.window_minutes} min" if rule.window_minutes else ""
+        heard = ", ".join(
+            ["in-app"] * rule.in_app + [channels.get(c, f"#{c}") for c in rule.channel_ids]
+        )
+        state = "" if rule.enabled else " (disabled)"
+        click.echo(
+            f"{rule.id:>5}  {rule.name[:40]:<40} {rule.condition}{limit_text}{window} "
+            f"[{scope}] → {heard or 'nobody'}{state}"
+        )
+    click.echo("alerts:" if fired else "alerts: none firing")
+    for alert in fired:
+        when = f"{alert.fired_at:%Y-%m-%d %H:%M}"
+        click.echo(
+            f"{alert.id:>5}  {alert.state:<9} {when}  {names.get(alert.rule_id, '?')}: "
+            f"{alert.message[:120]}"
+        )
+
+
+@alerts.command("test")
+@click.argument("channel", required=False)
+@handle_errors
+def alerts_test(channel: str | None) -> None:
+    """Send a test message to CHANNEL (a name or id), or to every enabled channel."""
+    from sqlalchemy import select
+
+    from headwater.db import session_scope
+    from headwater.notify.dispatch import test_channel
+    from headwater.notify.models import Channel
+
+    settings = _settings()
+    with session_scope(_migrated(settings)) as session:
+        query = select(Channel.id, Channel.name, Channel.url_masked).order_by(Channel.id)
+        if channel is None:
+            query = query.where(Channel.enabled.is_(True))
+        elif channel.isdigit():
+            query = query.where(Channel.id == int(channel))
+        else:
+            query = query.where(Channel.name == channel)
+        found = list(session.execute(query).tuples())
+    if not found:
+        raise HeadwaterError(
+            f"no channel {channel!r}" if channel else "no enabled channel",
+            hint="add one with POST /api/notification-channels",
+        )
+    failed = 0
+    for channel_id, name, masked in found:
+        result = test_channel(settings, channel_id)
+        failed += not result.ok
+        outcome = "sent" if result.ok else f"FAILED: {result.error}"
+        click.echo(f"{name} ({masked}): {outcome}")
+    if failed:
+        raise HeadwaterError(f"{failed} of {len(found)} channel(s) failed")
+
+
+@main.group()
 def user() -> None:
     """User accounts."""
 

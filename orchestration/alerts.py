@@ -1,10 +1,10 @@
 """Alert conditions on runs and on the catalog, evaluated where those change.
 
-- When a job's run finishes (the runs sensor, ``headwater job run``):
-  ``run_failed``, ``duration_above`` (seconds), ``rows_below`` (rows), ``rows_outside_band``
-  (outside the mean ± k standard deviations of the job's last successful runs, k the threshold, 3 by
-  default), ``test_failed`` and ``success_rate_below`` (%, over ``window_minutes``, once at least three runs
-  finished in it).
+- When a job's run finishes (the runs sensor, ``headwater job run``): ``run_failed``,
+  ``duration_above`` (seconds), ``rows_below`` (rows), ``rows_outside_band`` (outside
+  the mean ± k standard deviations of the job's last successful runs, k the threshold,
+  3 by default), ``test_failed``, and ``success_rate_below`` (%, over
+  ``window_minutes``, once at least three runs finished in it).
 - Every minute or so (the same sensor): ``stale`` (a dataset past its freshness
   window: dbt's ``freshness``, or the rule's ``window_minutes`` for datasets without
   one), ``schema_change`` (a raw table's schema changed and models read it), and
@@ -304,14 +304,16 @@ def evaluate_periodic(
 
 
 def tick(settings: Settings, *, periodic: bool) -> None:
-    """One pass of the runs sensor's alert work: the periodic rules when ``periodic``,
-    then the outbox (a few messages: the API's loop sends the rest)."""
+    """One pass of the runs sensor's alert work: the periodic rules (and forgetting
+    week-old events) when ``periodic``, then the outbox (a few messages: the API's loop
+    sends the rest)."""
     from headwater.db import session_scope
-    from headwater.events import announce
+    from headwater.events import announce, prune
     from headwater.notify.dispatch import deliver_pending
 
     if periodic:
         with session_scope(settings.metadata_url) as session:
             messages = evaluate_periodic(settings, session)
+            prune(session)  # live events are kept a week, for clients that resume
         announce(settings.metadata_url, settings.redis_url, messages)
     deliver_pending(settings, limit=SENSOR_DELIVERIES)

@@ -229,6 +229,7 @@ def run_job(settings: Settings, job: Job) -> Started:
 
 
 def _execute_here(settings: Settings, job: Job, tags: dict[str, str]) -> Started:
+    from orchestration.alerts import tick
     from orchestration.assets import build_definitions
     from orchestration.mirror import mirror_runs
 
@@ -236,7 +237,8 @@ def _execute_here(settings: Settings, job: Job, tags: dict[str, str]) -> Started
     since = time.time() - 1
     definition = build_definitions(settings).resolve_job_def(dagster_job_name(job.id))
     result = definition.execute_in_process(instance=here, tags=tags, raise_on_error=False)
-    mirror_runs(here, settings, since)
+    mirror_runs(here, settings, since)  # recorded, published, alerts raised
+    tick(settings, periodic=False)  # and their messages sent
     return Started(result.run_id, "here", "success" if result.success else "failed")
 
 

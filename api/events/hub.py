@@ -123,14 +123,15 @@ class EventHub:
         self._cursor = 0
         self._gaps: dict[int, float] = {}
         self._reading = asyncio.Lock()
+        self._started = False
         self._redis: Any = None
         self._redis_live = False
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
     async def start(self) -> None:
-        self._cursor = await self.database.run(events.latest_id)
-        self.last_id = self._cursor
+        """Start listening (the API starts even while the store is down: the hub picks
+        up where the store stands once it answers)."""
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._poll()))
         if self.redis_url:
@@ -205,11 +206,29 @@ class EventHub:
 
     async def _poll(self) -> None:
         while not self._stopping:
+            if not self._started:
+                await self._start_from_store()
+            else:
+                await self._read_store()
             await asyncio.sleep(POLL_WITH_REDIS_SECONDS if self._redis_live else POLL_SECONDS)
-            await self._read_store()
+
+    async def _start_from_store(self) -> None:
+        """Begin after the newest event stored now (older ones are for replays only)."""
+        if not self.database.present():
+            return
+        try:
+            newest = await self.database.run(events.latest_id)
+        except Exception as exc:
+            log.warning("events wait for the metadata store (%s)", type(exc).__name__)
+            return
+        self._cursor = max(self._cursor, newest)
+        self.last_id = max(self.last_id, newest)
+        self._started = True
 
     async def _read_store(self) -> None:
         """Deliver, in id order, what the store holds that this process has not seen."""
+        if not self._started:
+            return
         async with self._reading:
             after, gaps = self._cursor, tuple(self._gaps)
             try:

@@ -199,6 +199,8 @@ class Monitor:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(SAMPLE_SECONDS)
+            if not self.database.present():
+                continue
             try:
                 await self.evaluate()
             except Exception:
@@ -207,6 +209,8 @@ class Monitor:
     async def _deliver(self) -> None:
         while True:
             await asyncio.sleep(DELIVER_SECONDS)
+            if not self.database.present():
+                continue
             try:
                 await to_thread.run_sync(deliver_pending, self.settings)
             except Exception:

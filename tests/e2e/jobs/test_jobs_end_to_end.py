@@ -109,6 +109,19 @@ class Stack:
                 return items
             after = page["cursor"]
 
+    def until(
+        self, path: str, match: Callable[[dict[str, Any]], bool], *, what: str
+    ) -> dict[str, Any]:
+        """The first item of list ``path`` that ``match`` accepts, waiting for it."""
+        deadline = time.monotonic() + 60
+        while True:
+            page = self.client.get(path, params={"limit": 200}, headers=self.headers).json()
+            found = [item for item in page["items"] if match(item)]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no {what} in {path}: {page['items']}"
+            time.sleep(0.5)
+
     def dagster_has(self, job_id: int) -> bool:
         async def ask() -> bool:
             client = DagsterClient(self.dagster_url, "headwater")
@@ -220,6 +233,15 @@ def test_bad_credentials_fail_at_once_with_a_clear_summary(stack: Stack) -> None
     assert "wrong-password-42" not in run["error"]
     events = {line["event"] for line in stack.logs(run["id"])}
     assert "ExecutionStepRestartEvent" not in events  # a permanent error is not retried
+
+    # The default rule tells the job's owner, in-app, once; the alert is firing.
+    note = stack.until(
+        "/api/notifications", lambda n: n["subject"] == f"job:{job['id']}", what="notification"
+    )
+    assert note["level"] == "error" and "Access denied" in note["title"], note
+    assert "wrong-password-42" not in json.dumps(note)
+    alert = stack.until("/api/alerts", lambda a: a["subject"] == f"job:{job['id']}", what="alert")
+    assert alert["state"] == "firing" and alert["runId"] == run["id"]
 
 
 class LateProxy:
@@ -483,6 +505,27 @@ def test_a_runs_live_events_reach_clients_of_another_api_process(
         assert time.monotonic() < deadline, "the job did not reach Dagster in 10 s"
         time.sleep(0.2)
 
+    # A channel that cannot be reached, on a rule that fires when this job succeeds.
+    broken = stack.client.post(
+        "/api/notification-channels",
+        json={"name": "unreachable hook", "url": f"json://hook:pw@127.0.0.1:{free_port()}/x"},
+        headers=stack.headers,
+    )
+    assert broken.status_code == 201, broken.text
+    rule = stack.client.post(
+        "/api/alert-rules",
+        json={
+            "name": "Live loaded too little",
+            "condition": "rows_below",
+            "threshold": 10**9,
+            "scope": "job",
+            "scopeValue": str(job["id"]),
+            "channelIds": [broken.json()["id"]],
+        },
+        headers=stack.headers,
+    )
+    assert rule.status_code == 201, rule.text
+
     admin_token = _token(second, ADMIN.email, ADMIN.password)
     port = urlsplit(second).port
     watching = websocket.create_connection(
@@ -546,3 +589,18 @@ def test_a_runs_live_events_reach_clients_of_another_api_process(
             assert message["data"].get("runId") != run_id, message
     watching.close()
     outside.close()
+
+    # The broken channel did not change the job's result; its message waits for a retry,
+    # and the in-app one arrived once.
+    assert stack.get_run(run_id)["status"] == "success"
+    channel_path = f"/api/notification-channels/{broken.json()['id']}"
+    deadline = time.monotonic() + 60
+    while not (channel := stack.client.get(channel_path, headers=stack.headers).json())[
+        "lastError"
+    ]:
+        assert time.monotonic() < deadline, f"the broken channel was never tried: {channel}"
+        time.sleep(0.5)
+    assert "pw" not in channel["url"] and "refused" in channel["lastError"].lower()
+    notes = stack.client.get("/api/notifications", params={"limit": 200}, headers=stack.headers)
+    titles = [n["title"] for n in notes.json()["items"] if n["subject"] == f"job:{job['id']}"]
+    assert len(titles) == 1 and "loaded" in titles[0], titles
