@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -92,6 +93,23 @@ async def _user(authenticator: Authenticator, header: str | None) -> CurrentUser
         return await authenticator.authenticate(header)
     except (AuthenticationFailed, ServiceUnavailable):
         return None
+
+
+_checked: dict[str, tuple[float, bool]] = {}
+
+
+async def _still_valid(authenticator: Authenticator, header: str) -> bool:
+    """Whether ``header`` still counts, asked of the store at most once per half minute
+    however many connections hold it (a thousand tabs of one user: one query)."""
+    now = time.monotonic()
+    known = _checked.get(header)
+    if known is not None and now - known[0] < RECHECK_SECONDS / 2:
+        return known[1]
+    valid = await _user(authenticator, header) is not None
+    if len(_checked) > 10_000:
+        _checked.clear()
+    _checked[header] = (now, valid)
+    return valid
 
 
 @websocket("/api/ws", opt={"exclude_from_auth": True}, include_in_schema=False)
@@ -167,7 +185,7 @@ async def _pump(
     async def recheck() -> None:
         while True:
             await asyncio.sleep(RECHECK_SECONDS)
-            if await _user(authenticator, subscriber.header) is None:
+            if not await _still_valid(authenticator, subscriber.header):
                 await subscriber.close()
                 return
 
@@ -212,7 +230,8 @@ class SocketIO:
         self.authenticator = authenticator
         self.server = socketio.AsyncServer(
             async_mode="asgi",
-            cors_allowed_origins=origins or [],
+            # Browsers from other origins only when HEADWATER_CORS_ORIGINS names them.
+            cors_allowed_origins=origins or None,
             logger=False,
             engineio_logger=False,
         )
@@ -269,7 +288,8 @@ class SocketIO:
                     session = await self.server.get_session(sid)
                 except KeyError:
                     continue
-                if await _user(self.authenticator, session.get("header")) is None:
+                header = session.get("header")
+                if not header or not await _still_valid(self.authenticator, header):
                     await self.server.disconnect(sid)
 
     def mount(self) -> Any:

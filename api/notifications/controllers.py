@@ -114,13 +114,13 @@ class NotificationsController(Controller):
 class ChannelsController(Controller):
     path = "/api/notification-channels"
     tags = ("notifications",)
-    guards = (requires_admin,)
 
     @get(
         "/",
         operation_id="listNotificationChannels",
         summary="Notification channels",
         description="URLs are masked: no password, token or key is ever answered.",
+        guards=[requires_admin],
         responses=error_responses(400, 401, 403),
     )
     async def list_channels(
@@ -134,6 +134,7 @@ class ChannelsController(Controller):
         summary="Add a channel (an apprise URL)",
         description="`mailto://user:password@host?to=…`, `tgram://bottoken/chatid`, "
         "`slack://…`, `json://host/path` and every other apprise URL. Stored encrypted.",
+        guards=[requires_admin],
         responses=error_responses(400, 401, 403, 409),
     )
     async def create_channel(
@@ -151,6 +152,7 @@ class ChannelsController(Controller):
         "/{channel_id:int}",
         operation_id="getNotificationChannel",
         summary="One channel",
+        guards=[requires_admin],
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_channel(self, database: Database, channel_id: ChannelId) -> ChannelOut:
@@ -162,6 +164,7 @@ class ChannelsController(Controller):
         "/{channel_id:int}",
         operation_id="updateNotificationChannel",
         summary="Change a channel",
+        guards=[requires_admin],
         responses=error_responses(400, 401, 403, 404, 409),
     )
     async def update_channel(
@@ -183,6 +186,7 @@ class ChannelsController(Controller):
         operation_id="deleteNotificationChannel",
         summary="Remove a channel",
         description="Messages still waiting for it are dropped.",
+        guards=[requires_admin],
         responses=error_responses(400, 401, 403, 404),
     )
     async def delete_channel(
@@ -198,6 +202,7 @@ class ChannelsController(Controller):
         description="Answers whether it went, or the channel's exact error (secrets masked). "
         "Works on a disabled channel too, to try it before enabling it.",
         status_code=200,
+        guards=[requires_admin],
         responses=error_responses(400, 401, 403, 404),
     )
     async def test(
@@ -214,13 +219,13 @@ RuleId = Annotated[int, bounded("An alert rule id.")]
 class AlertRulesController(Controller):
     path = "/api/alert-rules"
     tags = ("alerts",)
-    guards = (requires_writer,)
 
     @get(
         "/",
         operation_id="listAlertRules",
         summary="Alert rules",
         description="Admins see every rule (the defaults included); a user their own.",
+        guards=[requires_writer],
         responses=error_responses(400, 401, 403),
     )
     async def list_rules(
@@ -242,6 +247,7 @@ class AlertRulesController(Controller):
         description="A scope (all, a job, a source, a dataset, a tag), a condition, who "
         "hears (in-app recipients, channels) and a quiet period. Users may watch their own "
         "jobs, in-app; admins anything, through any channel.",
+        guards=[requires_writer],
         responses=error_responses(400, 401, 403),
     )
     async def create_rule(
@@ -254,6 +260,7 @@ class AlertRulesController(Controller):
         "/{rule_id:int}",
         operation_id="getAlertRule",
         summary="One alert rule",
+        guards=[requires_writer],
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_rule(
@@ -266,6 +273,7 @@ class AlertRulesController(Controller):
         "/{rule_id:int}",
         operation_id="updateAlertRule",
         summary="Change an alert rule",
+        guards=[requires_writer],
         responses=error_responses(400, 401, 403, 404),
     )
     async def update_rule(
@@ -279,6 +287,7 @@ class AlertRulesController(Controller):
         operation_id="deleteAlertRule",
         summary="Remove an alert rule",
         description="Its alerts go with it. Headwater's default rules are disabled instead.",
+        guards=[requires_writer],
         responses=error_responses(400, 401, 403, 404, 409),
     )
     async def delete_rule(

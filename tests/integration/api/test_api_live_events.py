@@ -276,3 +276,22 @@ def test_socketio_refuses_a_bad_token(server: Server) -> None:
     with pytest.raises(socketio.exceptions.ConnectionError):
         client.connect(server.base, auth={"token": "forged"}, transports=["websocket"])
     assert reasons == [{"message": "Invalid or expired token"}]
+
+
+def test_signing_out_ends_the_live_connection(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.events.live
+
+    monkeypatch.setattr(api.events.live, "RECHECK_SECONDS", 0.3)
+    token = _login(server.base, OWNER)
+    connection = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/api/ws", header=[f"Authorization: Bearer {token}"], timeout=5
+    )
+    assert _next(connection)["type"] == "ready"
+    out = httpx.post(f"{server.base}/api/auth/logout", headers={"Authorization": f"Bearer {token}"})
+    assert out.status_code == 204
+    connection.settimeout(5)
+    opcode, data = connection.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(data[:2], "big") == 4401
