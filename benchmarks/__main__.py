@@ -6,6 +6,7 @@
     uv run python -m benchmarks --no-jobs       # skip jobs via a real Dagster (benchmarks/jobs.py)
     uv run python -m benchmarks --no-lineage    # skip column lineage (benchmarks/lineage.py)
     uv run python -m benchmarks --no-queries    # skip ad hoc SQL (benchmarks/queries.py)
+    uv run python -m benchmarks --no-events     # skip live events (benchmarks/events.py)
     uv run python -m benchmarks --source-rows 200000   # smaller source tables (default 2M)
 
 Each figure is the best of ``--repeat`` runs, each on a fresh warehouse, ours
@@ -143,6 +144,13 @@ def main() -> None:
         default=True,
         help="also load the REST API at 32 connections beside bare Litestar (benchmarks/api.py)",
     )
+    parser.add_argument(
+        "--events",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time live events: a run's moves to a WebSocket client, a broadcast to "
+        "1,000 clients (benchmarks/events.py)",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -276,6 +284,10 @@ def main() -> None:
         run_api_benchmark(console, repeat=args.repeat)
         run_token_benchmark(console)
         run_login_timing(console)
+    if args.events:
+        from benchmarks.events import report as events_report
+
+        events_report(console)
 
 
 if __name__ == "__main__":

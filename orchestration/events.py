@@ -79,6 +79,10 @@ def run_update(
     event = EVENT_OF_STATUS.get(status)
     if event is None:
         return None
+    if event == "started" and started_at is None:
+        # Dagster's STARTING (a launcher took the run) maps to running too: the run
+        # has started once Dagster gives it a start time, and is announced then.
+        return None
     if rows is None and event in ("succeeded", "failed", "cancelled"):
         rows = progress_rows(session, run_id)
     payload = {

@@ -102,9 +102,12 @@ class Subscriber:
         try:
             self.queue.put_nowait(message)
         except asyncio.QueueFull:
+            # Too slow to keep up: drop what waits and have the writer hang up at once
+            # (the client resumes from the last id it got).
             self.overflowed = True
-            self.queue = asyncio.Queue(1)
-            self.queue.put_nowait(None)  # the writer sees None and hangs up
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
 
 
 class EventHub:

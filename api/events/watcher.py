@@ -76,7 +76,7 @@ class RunWatcher:
         moved = [
             run
             for run in runs
-            if TAG_JOB_ID in run.tags and self._seen.get(run.run_id) != run.status
+            if TAG_JOB_ID in run.tags and self._seen.get(run.run_id) != _state(run)
         ]
         if runs:
             self.since = max(self.since, *(run.updated for run in runs))
@@ -84,10 +84,16 @@ class RunWatcher:
             return
         messages = await self.database.run(lambda s: _publish(s, moved))
         for run in moved:
-            self._seen[run.run_id] = run.status
+            self._seen[run.run_id] = _state(run)
         if len(self._seen) > 10_000:
             self._seen = dict(list(self._seen.items())[-5_000:])
         await self.hub.announce(messages)
+
+
+def _state(run: RunInfo) -> str:
+    """What tells one move from the next: STARTING and STARTED are both ``running``; the
+    run has started once it has a start time."""
+    return f"{run.status}:{run.started_at is not None}"
 
 
 def _publish(session: Session, runs: list[RunInfo]) -> list[dict[str, Any] | None]:
