@@ -96,7 +96,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             session.flush()
             ids[email] = user.id
     port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        timeout_graceful_shutdown=1,
+    )
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -265,7 +271,7 @@ def test_socketio_clients_receive_what_they_may_see_and_resume(server: Server) -
     deadline = time.monotonic() + 5
     while not late and time.monotonic() < deadline:
         time.sleep(0.05)
-    resumed.disconnect()
+    resumed.eio.disconnect(abort=True)  # a long poll would hold a polite goodbye ~25 s
     assert [item["id"] for item in late] == [event_id]
 
 
