@@ -109,7 +109,8 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Count and time each HTTP request under its route template."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        if scope["type"] != ScopeType.HTTP or scope["path"].startswith("/socket.io"):
+            # Socket.IO's long polls last up to ~25 s by design: not API latency.
             await app(scope, receive, send)
             return
         started = time.perf_counter()

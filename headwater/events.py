@@ -88,6 +88,8 @@ def record(
         "payload": payload,
         "created_at": utcnow(),
     }
+    if key is not None and session.scalar(select(Event.id).where(Event.dedupe_key == key)):
+        return None  # asked first: on PostgreSQL a conflicting insert still uses up an id
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(Event).values(**values)
@@ -163,8 +165,13 @@ def latest_id(session: Session) -> int:
 
 def prune(session: Session, keep_days: int = KEEP_DAYS) -> int:
     """Forget events older than ``keep_days``; how many went."""
+    # The newest stays whatever its age: SQLite gives the next event the highest id + 1,
+    # so an emptied table would hand out ids clients and API processes have seen.
+    newest = latest_id(session)
     result = session.execute(
-        delete(Event).where(Event.created_at < utcnow() - timedelta(days=keep_days))
+        delete(Event).where(
+            Event.created_at < utcnow() - timedelta(days=keep_days), Event.id < newest
+        )
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -47,7 +47,9 @@ BAND_SIGMAS = 3.0
 RATE_MINIMUM_RUNS = 3
 DEFAULT_WINDOW_MINUTES = 24 * 60
 SCHEMA_CHANGE_DAYS = 7
-SENSOR_DELIVERIES = 10
+SENSOR_DELIVERIES = 2
+"""Messages a sensor tick sends at most (each may take a channel's whole timeout; the
+API's loop sends the rest)."""
 
 
 def _job_in_scope(settings: Settings, rule: AlertRule, job: Job) -> bool:
@@ -99,8 +101,8 @@ def _run_finding(session: Session, rule: AlertRule, job: Job, run: Run) -> Findi
             **common,
         )
     if rule.condition == "test_failed":
-        if run.status == "cancelled":
-            return None
+        if run.status == "cancelled" or run.tests_passed + run.tests_failed == 0:
+            return None  # no test ran: nothing to say either way
         failed = run.tests_failed > 0
         return Finding(
             firing=failed,
@@ -179,7 +181,7 @@ def on_run_finished(
     now = now or utcnow()
     messages: list[dict[str, Any]] = []
     for rule in rules_for(session, RUN_CONDITIONS):
-        if rule.owner_id is not None and rule.owner_id != job.owner_id and rule.scope_kind != "job":
+        if rule.owner_id is not None and rule.owner_id != job.owner_id:
             continue  # a user's rule watches only that user's jobs
         if not _job_in_scope(settings, rule, job):
             continue

@@ -10,6 +10,7 @@ publishes it and the others find it done.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from headwater.settings import Settings
+
+log = logging.getLogger("headwater.orchestration.events")
 
 EVENT_OF_STATUS = {
     "queued": "queued",
@@ -116,7 +119,21 @@ def load_progress(
     rows: dict[str, int],
 ) -> None:
     """Publish one ``progress`` event per table a load step of a job's run just loaded
-    (nothing for runs that are not a Headwater job's)."""
+    (nothing for runs that are not a Headwater job's). Never raises: the rows are
+    loaded, and a store that cannot take an event must not fail the run."""
+    try:
+        _load_progress(settings, tags, run_id, source, rows)
+    except Exception as exc:
+        log.warning("progress of run %s not published: %s", run_id, type(exc).__name__)
+
+
+def _load_progress(
+    settings: Settings,
+    tags: Mapping[str, str],
+    run_id: str,
+    source: str,
+    rows: dict[str, int],
+) -> None:
     from headwater.db import session_scope
     from orchestration.jobs import TAG_JOB_ID
 

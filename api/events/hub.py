@@ -20,6 +20,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,9 @@ lower id can commit after a higher one (and an id can be skipped for good)."""
 REMEMBERED = 20_000
 """Delivered ids remembered, to deliver each event once."""
 REPLAY_LIMIT = 1000
+"""Events read from the store at a time."""
+REPLAY_MAX = 20_000
+"""Events one resume reads at most; the client is told to resume again from there."""
 QUEUE_SIZE = 2000
 """Events waiting for one slow client before it is disconnected (it resumes by id)."""
 REDIS_RETRY_SECONDS = 2.0
@@ -79,6 +83,16 @@ def client_text(message: dict[str, Any]) -> str:
         )
         message["_text"] = text
     return str(text)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a client missed: ``messages`` (those it may see) up to id ``last``;
+    ``complete`` unless there was more than one replay holds (resume again from ``last``)."""
+
+    messages: list[dict[str, Any]]
+    last: int
+    complete: bool
 
 
 def _read(session: Session, *, after: int, gaps: tuple[int, ...]) -> list[dict[str, Any]]:
@@ -127,6 +141,7 @@ class EventHub:
         self._gaps: dict[int, float] = {}
         self._reading = asyncio.Lock()
         self._started = False
+        self._store_down = False
         self._redis: Any = None
         self._redis_live = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -203,9 +218,20 @@ class EventHub:
             except Exception:
                 log.exception("an event listener failed")
 
-    async def replay(self, after: int, limit: int = REPLAY_LIMIT) -> list[dict[str, Any]]:
-        """The recorded events after id ``after`` (oldest first, at most ``limit``)."""
-        return await self.database.run(lambda s: events.since(s, after, limit))
+    async def replay(self, user: CurrentUser, after: int) -> Replay:
+        """The recorded events after id ``after`` that ``user`` may see, oldest first, read
+        page by page up to :data:`REPLAY_MAX` events."""
+        found: list[dict[str, Any]] = []
+        scanned, last = 0, after
+        while scanned < REPLAY_MAX:
+            page = await self.database.run(partial(_read, after=last, gaps=()))
+            found += [message for message in page if may_see(user, message)]
+            scanned += len(page)
+            if page:
+                last = int(page[-1]["id"])
+            if len(page) < REPLAY_LIMIT:
+                return Replay(found, last, complete=True)
+        return Replay(found, last, complete=False)
 
     async def _poll(self) -> None:
         while not self._stopping:
@@ -222,8 +248,11 @@ class EventHub:
         try:
             newest = await self.database.run(events.latest_id)
         except Exception as exc:
-            log.warning("events wait for the metadata store (%s)", type(exc).__name__)
+            if not self._store_down:
+                log.warning("events wait for the metadata store (%s)", type(exc).__name__)
+            self._store_down = True
             return
+        self._store_down = False
         self._cursor = max(self._cursor, newest)
         self.last_id = max(self.last_id, newest)
         self._started = True
@@ -237,8 +266,13 @@ class EventHub:
             try:
                 found = await self.database.run(partial(_read, after=after, gaps=gaps))
             except Exception as exc:
-                log.warning("events not read from the store (%s)", type(exc).__name__)
+                if not self._store_down:
+                    log.warning("events not read from the store (%s)", type(exc).__name__)
+                self._store_down = True
                 return
+            if self._store_down:
+                log.info("events: the metadata store answers again")
+            self._store_down = False
             self._note_gaps(after, [int(m["id"]) for m in found])
             for message in found:
                 await self.deliver(message, "store")

@@ -34,7 +34,7 @@ from litestar.types import Receive, Scope, Send
 from api.auth.middleware import Authenticator
 from api.auth.schemas import CurrentUser
 from api.errors import AuthenticationFailed, ServiceUnavailable
-from api.events.hub import CLIENTS, EventHub, Subscriber, client_text, may_see
+from api.events.hub import CLIENTS, EventHub, Subscriber, client_text
 
 log = logging.getLogger("headwater.api.events")
 
@@ -147,13 +147,18 @@ async def live_socket(socket: WebSocket[Any, Any, Any]) -> None:
     subscriber = Subscriber(user, header, close)
     hub.subscribe(subscriber)
     try:
-        replayed = 0
+        replayed, complete = 0, True
         if since is not None:
-            for message in await hub.replay(since):
-                if may_see(user, message):
-                    await socket.send_text(client_text(message))
-                replayed = max(replayed, int(message["id"]))
-        ready = {"type": "ready", "lastEventId": max(hub.last_id, replayed)}
+            missed = await hub.replay(user, since)
+            for message in missed.messages:
+                await socket.send_text(client_text(message))
+            replayed, complete = missed.last, missed.complete
+        ready: dict[str, Any] = {
+            "type": "ready",
+            # Not caught up (more than one replay holds): resume again from here.
+            "lastEventId": max(hub.last_id, replayed) if complete else replayed,
+            "more": not complete,
+        }
         await socket.send_text(json.dumps(ready))
         await _pump(socket, subscriber, authenticator, skip_through=replayed)
     finally:
@@ -262,20 +267,35 @@ class SocketIO:
             raise socketio.exceptions.ConnectionRefusedError("Invalid or expired token")
         CLIENTS.labels("socketio").inc()
         await self.server.save_session(sid, {"user": user, "header": header})
+        since = _since(given.get("since", query.get("since")))
+        if since is None:
+            await self._join(sid, user)
+        else:
+            # What was missed first, then the live events: the rooms are joined after.
+            self.server.start_background_task(self._resume, sid, user, since)
+
+    async def _join(self, sid: str, user: CurrentUser) -> None:
         await self.server.enter_room(sid, f"user:{user.id}")
         await self.server.enter_room(sid, f"role:{user.role}")
         await self.server.enter_room(sid, "everyone")
-        since = _since(given.get("since", query.get("since")))
-        if since is not None:
-            self.server.start_background_task(self._resume, sid, user, since)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         CLIENTS.labels("socketio").dec()
 
     async def _resume(self, sid: str, user: CurrentUser, since: int) -> None:
-        for message in await self.hub.replay(since):
-            if may_see(user, message):
+        """Send what ``sid`` missed, join its rooms, then send what came meanwhile (an
+        event in that short window may come twice: clients keep the ids they saw)."""
+        missed = await self.hub.replay(user, since)
+        for message in missed.messages:
+            await self.server.emit(message["kind"], _payload(message), to=sid)
+        await self._join(sid, user)
+        last = missed.last
+        if missed.complete:
+            meanwhile = await self.hub.replay(user, last)
+            for message in meanwhile.messages:
                 await self.server.emit(message["kind"], _payload(message), to=sid)
+            last = meanwhile.last
+        await self.server.emit("ready", {"lastEventId": last, "more": not missed.complete}, to=sid)
 
     async def _relay(self, message: dict[str, Any]) -> None:
         await self.server.emit(message["kind"], _payload(message), to=rooms_of(message))
@@ -304,4 +324,5 @@ class SocketIO:
 
 
 def _payload(message: dict[str, Any]) -> dict[str, Any]:
-    return {"id": message["id"], **message["data"]}
+    """A Socket.IO event: its data, with the event id clients resume from as ``id``."""
+    return {**message["data"], "id": message["id"]}

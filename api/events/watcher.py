@@ -1,6 +1,7 @@
 """Runs watched from the API process, so live clients hear of a run's moves at once.
 
 The Dagster daemon's sensor mirrors runs every few seconds; for clients that is slow.
+(Failures are the exception: the sensor announces them, with the error.)
 The watcher asks the webserver a few times a second which runs changed and publishes
 each move of a Headwater job's run (``orchestration.events.run_update``: whoever
 records a move first publishes it, so the sensor and other API processes add no
@@ -60,9 +61,10 @@ class RunWatcher:
                 if self._away:
                     log.info("Dagster is back: run events resume")
                 self._away = False
-            except DagsterUnavailable as exc:
+            except (DagsterUnavailable, TimeoutError) as exc:
                 if not self._away:
-                    log.info("run events wait for Dagster: %s", exc.message)
+                    reason = getattr(exc, "message", None) or "it did not answer in time"
+                    log.info("run events wait for Dagster: %s", reason)
                 self._away = True
             except Exception:
                 log.exception("run events: a poll failed")
@@ -80,7 +82,7 @@ class RunWatcher:
         ]
         if runs:
             self.since = max(self.since, *(run.updated for run in runs))
-        if not moved:
+        if not moved or not self.database.present():
             return
         messages = await self.database.run(lambda s: _publish(s, moved))
         for run in moved:
@@ -100,7 +102,9 @@ def _publish(session: Session, runs: list[RunInfo]) -> list[dict[str, Any] | Non
     messages: list[dict[str, Any] | None] = []
     for run in sorted(runs, key=lambda r: r.updated):
         job = session.get(Job, int(run.tags[TAG_JOB_ID]))
-        if job is None:
+        if job is None or run.status == "failed":
+            # A failure is announced by the runs sensor, with its (scrubbed) error and
+            # the rows it did load, which this side does not know.
             continue
         if run.status != "queued":
             # A run seen only once it started was queued first: say so, in order.

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,7 @@ from api.jobs.schemas import JobIn, JobOut, JobUpdate, RunOut
 from api.schemas import Page
 from api.users.models import Role
 from headwater.db import as_utc
+from headwater.notify.models import Alert, AlertRule
 from ingest.destinations import WAREHOUSE
 from ingest.errors import SpecError
 from orchestration.events import run_update
@@ -263,6 +264,12 @@ def delete_job(session: Session, user: CurrentUser, actor: Actor, job_id: int) -
     job = writable_job(session, user, job_id)
     before = _snapshot(job)
     session.delete(job)
+    # Its alert rules and alert history go with it: a later job given the same id (SQLite
+    # reuses the highest) must not inherit them, nor someone else's history.
+    session.execute(
+        delete(AlertRule).where(AlertRule.scope_kind == "job", AlertRule.scope_value == str(job_id))
+    )
+    session.execute(delete(Alert).where(Alert.subject == f"job:{job_id}"))
     record(session, actor, "job.delete", "job", job_id, before=before)
 
 

@@ -17,6 +17,7 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
@@ -37,6 +38,7 @@ log = logging.getLogger("headwater.api.monitor")
 
 SAMPLE_SECONDS = 60.0
 DELIVER_SECONDS = 2.0
+DELIVER_BATCH = 5
 KEEP_SAMPLES = 24 * 60
 MIN_REQUESTS = 100
 MIN_LOOKUPS = 50
@@ -212,6 +214,11 @@ class Monitor:
             if not self.database.present():
                 continue
             try:
-                await to_thread.run_sync(deliver_pending, self.settings)
+                # Small passes, and not waited for on shutdown: a send cut short is
+                # marked interrupted later, never sent twice.
+                await to_thread.run_sync(
+                    partial(deliver_pending, self.settings, limit=DELIVER_BATCH),
+                    abandon_on_cancel=True,
+                )
             except Exception:
                 log.exception("notifications: a delivery pass failed")

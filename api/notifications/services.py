@@ -294,7 +294,9 @@ def get_rule(session: Session, user: CurrentUser, rule_id: int) -> AlertRule:
     return rule
 
 
-def _check_rule(session: Session, user: CurrentUser, rule: AlertRule) -> None:
+def _check_rule(
+    session: Session, user: CurrentUser, rule: AlertRule, *, channels_changed: bool = True
+) -> None:
     """Refuse a rule that cannot work, or that its author may not make.
 
     Raises:
@@ -324,8 +326,10 @@ def _check_rule(session: Session, user: CurrentUser, rule: AlertRule) -> None:
     if not _is_admin(user):
         if scope != "job":
             raise InvalidInput("scope: you may watch your own jobs (scope 'job')")
-        if rule.channel_ids:
+        if rule.channel_ids and channels_changed:
             raise InvalidInput("channelIds: only admins send alerts to channels")
+    if not channels_changed:
+        return
     missing = set(rule.channel_ids or []) - set(
         session.scalars(select(Channel.id).where(Channel.id.in_(rule.channel_ids or [])))
     )
@@ -375,7 +379,9 @@ def update_rule(
         rule.channel_ids = sorted(set(data.channel_ids))
     if not isinstance(data.recipients, msgspec.UnsetType):
         rule.recipients = msgspec.to_builtins(data.recipients)
-    _check_rule(session, user, rule)
+    _check_rule(
+        session, user, rule, channels_changed=not isinstance(data.channel_ids, msgspec.UnsetType)
+    )
     session.flush()
     record(
         session,

@@ -202,7 +202,9 @@ def apply(session: Session, finding: Finding, now: datetime | None = None) -> li
         rule_id=rule.id,
         subject=finding.subject[:300],
         state="resolved" if finding.resolve_at_once else "firing",
-        open_key=None if finding.resolve_at_once else key,
+        # Kept on an event resolved at once too: its subject names the event, so the key
+        # is never reused, and two processes evaluating together cannot both record it.
+        open_key=key,
         message=finding.message,
         value=finding.value,
         run_id=finding.run_id,

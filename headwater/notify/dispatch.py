@@ -140,7 +140,7 @@ def notify_users(
         if new_id is None:
             continue
         payload = {
-            "id": new_id,
+            "notificationId": new_id,
             "title": values["title"],
             "body": body,
             "level": level,

@@ -419,7 +419,7 @@ def world(
         default_rule = session.scalar(select(AlertRule.id).where(AlertRule.builtin.is_not(None)))
         assert default_rule is not None
     RULE_JOB[:] = [jobs[OWN_JOB]]
-    objects = {OWN_NOTE: int(note["data"]["id"]), DEFAULT_RULE: default_rule}
+    objects = {OWN_NOTE: int(note["data"]["notificationId"]), DEFAULT_RULE: default_rule}
     with TestClient(create_app(settings)) as test_client:
         world = World(test_client, ids, datasets["marts.customer_revenue"], settings)
         objects[CHANNEL] = _store_channel(world)

@@ -143,6 +143,12 @@ def test_users_watch_their_own_jobs_in_app_and_admins_anything(
     assert disabled.status_code == 200 and disabled.json()["enabled"] is False
     assert client.delete(f"/api/alert-rules/{rule['id']}", headers=analyst).status_code == 204
 
+    # Deleting a job takes its rules with it: a job given the same id later inherits none.
+    kept = client.post("/api/alert-rules", json={**base, "scopeValue": mine}, headers=analyst)
+    assert kept.status_code == 201
+    assert client.delete(f"/api/jobs/{mine}", headers=analyst).status_code == 204
+    assert client.get(f"/api/alert-rules/{kept.json()['id']}", headers=analyst).status_code == 404
+
 
 def test_each_user_sees_the_alerts_of_their_jobs(
     client: TestClient[Litestar], settings: Settings, login: Login

@@ -18,12 +18,13 @@ import pytest
 import socketio
 import uvicorn
 import websocket
+from sqlalchemy import func, select
 
 from api.app import create_app
-from api.users.models import Role
+from api.users.models import Role, User
 from api.users.services import create_user_with_password
 from headwater.db import session_scope
-from headwater.events import publish
+from headwater.events import Event, publish, record
 from headwater.settings import Settings
 from tests.integration.api.conftest import (
     ADMIN,
@@ -113,10 +114,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = f"http://127.0.0.1:{port}"
     tokens = {email: _login(base, email) for email in (ADMIN.email, VIEWER.email, OWNER, OTHER)}
     with session_scope(settings.metadata_url) as session:
-        from sqlalchemy import select
-
-        from api.users.models import User
-
         for email in (ADMIN.email, VIEWER.email):
             ids[email] = session.scalar(select(User.id).where(User.email == email)) or 0
     yield Server(settings, base, port, tokens, ids)
@@ -301,3 +298,39 @@ def test_signing_out_ends_the_live_connection(
     opcode, data = connection.recv_data(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert int.from_bytes(data[:2], "big") == 4401
+
+
+def test_a_resume_reaches_past_other_users_events_and_a_page(server: Server) -> None:
+    """More than a page of events the client may not see, then one it may: it gets that
+    one, and nothing of the others."""
+    with session_scope(server.settings.metadata_url) as session:
+        for n in range(1100):
+            record(session, "job_update", {"n": n}, job_id=8, owner_id=server.ids[OTHER])
+        start = session.scalar(select(func.min(Event.id)).where(Event.job_id == 8)) or 0
+    mine = server.publish_job_event("after-the-crowd", OWNER)
+    connection = server.ws(OWNER, query=f"?since={start - 1}")
+    first = _next(connection)
+    assert first["id"] == mine and first["data"]["runId"] == "after-the-crowd"
+    ready = _next(connection)
+    assert ready["type"] == "ready" and ready["more"] is False and ready["lastEventId"] >= mine
+    connection.close()
+
+
+def test_socketio_events_carry_the_event_id_even_for_notifications(server: Server) -> None:
+    heard: list[dict[str, Any]] = []
+    client = socketio.Client(reconnection=False)
+    client.on("notification", heard.append)
+    client.connect(server.base, auth={"token": server.tokens[OWNER]}, transports=["websocket"])
+    item = publish(
+        server.settings.metadata_url,
+        None,
+        "notification",
+        {"notificationId": 41, "title": "ping"},
+        user_id=server.ids[OWNER],
+    )
+    assert item is not None
+    deadline = time.monotonic() + 5
+    while not heard and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.disconnect()
+    assert heard == [{"notificationId": 41, "title": "ping", "id": item["id"]}]

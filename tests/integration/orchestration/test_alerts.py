@@ -382,3 +382,33 @@ def test_channels_hear_each_alert_once_through_the_outbox(
         assert _notes(settings, people["admin"]) == []  # in-app off for this rule
     finally:
         server.shutdown()
+
+
+def test_a_users_rule_never_reports_on_someone_elses_job(
+    settings: Settings, people: dict[str, int]
+) -> None:
+    with session_scope(settings.metadata_url) as session:
+        admins_job = _job(session, people["admin"]).id
+    # A rule of the owner's on a job id that is now the admin's (the owner's job was
+    # deleted and its id given again, as SQLite does).
+    _rule(
+        settings,
+        condition="run_failed",
+        scope_kind="job",
+        scope_value=str(admins_job),
+        owner_id=people["owner"],
+        recipients={"owner": True},
+    )
+    _finish(settings, admins_job, "failed", error="the admin's secret table is gone")
+    assert _notes(settings, people["owner"]) == []
+
+
+def test_a_run_where_no_test_ran_says_nothing_about_tests(
+    settings: Settings, people: dict[str, int]
+) -> None:
+    rule = _rule(settings, condition="test_failed")
+    with session_scope(settings.metadata_url) as session:
+        job_id = _job(session, people["owner"]).id
+    _finish(settings, job_id, "success", tests_failed=1)
+    _finish(settings, job_id, "failed")  # failed in its load: no test ran
+    assert [a.state for a in _alerts(settings, rule)] == ["firing"]
