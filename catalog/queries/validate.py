@@ -244,7 +244,9 @@ def _validate(
     # comments gone). PostgreSQL folds unquoted names, so they are folded here too;
     # DuckDB keeps their spelling as result column names, so it is kept.
     canonical = (
-        normalize_identifiers(tree.copy(), dialect=engine).sql(dialect=engine, comments=False)
+        normalize_identifiers(tree.copy(), dialect=engine).sql(
+            dialect=engine, comments=False, copy=False
+        )
         if engine == "postgres"
         else shown
     )
@@ -596,7 +598,7 @@ def _render(tree: exp.Expr, engine: Engine, names: Collection[str]) -> tuple[str
     it can be wrapped (an export's ``SELECT … FROM (<sql>) AS q``) as it is.
     """
     if engine == "duckdb" or not names:
-        shown = tree.sql(dialect=engine, comments=False)
+        shown = tree.sql(dialect=engine, comments=False, copy=False)
         return shown, shown
     # A fresh random marker per query: text written in the SQL (a string, a comment)
     # cannot guess it, so only real placeholders become bound parameters.
@@ -607,7 +609,7 @@ def _render(tree: exp.Expr, engine: Engine, names: Collection[str]) -> tuple[str
         sentinel = _PARAM_SENTINEL.format(token, index)
         sentinels[sentinel] = str(node.this)
         node.replace(exp.Placeholder(this=exp.to_identifier(sentinel)))
-    rendered = copy.sql(dialect=engine, comments=False)
+    rendered = copy.sql(dialect=engine, comments=False, copy=False)
     shown, bindable = rendered, rendered.replace("%", "%%")
     for sentinel, name in sentinels.items():
         if rendered.count(sentinel) != 1:  # pragma: no cover - a 64-bit random collision
