@@ -9,6 +9,7 @@ event (once, whoever sees it first: see ``orchestration/events.py``).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from dagster import DagsterInstance
 
     from headwater.settings import Settings
+
+log = logging.getLogger("headwater.orchestration.mirror")
 
 BATCH = 100
 MAX_ERROR = 2000
@@ -56,7 +59,7 @@ def mirror_runs(instance: DagsterInstance, settings: Settings, since: float) -> 
                     was = before.status if before is not None else None
                     row = _write(session, instance, record, job, secrets)
                     if row.status in FINISHED and was not in FINISHED:
-                        messages += on_run_finished(settings, session, job, row)
+                        messages += _alerts(settings, session, job, row)
                     message = run_update(
                         session,
                         job,
@@ -73,6 +76,17 @@ def mirror_runs(instance: DagsterInstance, settings: Settings, since: float) -> 
     for record in records:
         newest = max(newest, record.update_timestamp.timestamp())
     return newest
+
+
+def _alerts(settings: Settings, session: Any, job: Job, row: Run) -> list[dict[str, Any]]:
+    """The alert rules' verdict on a run that just finished; a rule that cannot be
+    evaluated is logged and skipped, never a reason to leave the run unmirrored."""
+    try:
+        with session.begin_nested():
+            return on_run_finished(settings, session, job, row)
+    except Exception:
+        log.exception("alert rules not evaluated for run %s", row.id)
+        return []
 
 
 class _Secrets:
