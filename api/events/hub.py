@@ -188,7 +188,7 @@ class EventHub:
         if not ready:
             return
         for message in ready:
-            await self.deliver(message, "local")
+            await self._in_order(message, "local")
         if self._redis is not None:
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
@@ -198,6 +198,14 @@ class EventHub:
                     await asyncio.wait_for(pipe.execute(), events.REDIS_TIMEOUT_SECONDS * 4)
             except Exception as exc:
                 log.warning("events not announced on Redis (%s)", type(exc).__name__)
+
+    async def _in_order(self, message: dict[str, Any], via: str) -> None:
+        """Deliver ``message``, after what the store holds before it when its id skips
+        some: published by a process without Redis (a run's own steps) or lost on the way,
+        they come first, so clients see a run's moves in order."""
+        if int(message.get("id", 0)) > self.last_id + 1:
+            await self._read_store()
+        await self.deliver(message, via)
 
     async def deliver(self, message: dict[str, Any], via: str) -> None:
         """Hand ``message`` to every subscriber that may see it, once per process."""
@@ -304,12 +312,7 @@ class EventHub:
                             message = json.loads(item["data"])
                         except (TypeError, ValueError):
                             continue
-                        if int(message.get("id", 0)) > self.last_id + 1:
-                            # Something published before it (by a process without Redis,
-                            # or lost on the way) is only in the store: that first, so
-                            # clients see a run's moves in order.
-                            await self._read_store()
-                        await self.deliver(message, "redis")
+                        await self._in_order(message, "redis")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -557,7 +557,16 @@ def test_each_user_is_notified_once_per_key_with_an_event(settings: Settings) ->
     assert [message["userId"] for message in messages] == [alice, bob]
     assert all(message["kind"] == "notification" for message in messages)
     data = messages[0]["data"]
-    assert set(data) == {"id", "title", "body", "level", "subject", "link", "alertId", "createdAt"}
+    assert set(data) == {
+        "notificationId",
+        "title",
+        "body",
+        "level",
+        "subject",
+        "link",
+        "alertId",
+        "createdAt",
+    }
     assert (data["title"], data["level"], data["link"], data["alertId"]) == (
         "Run 41 failed",
         "error",
@@ -582,7 +591,7 @@ def test_each_user_is_notified_once_per_key_with_an_event(settings: Settings) ->
             (alice, f"run:41:failed:user:{alice}"),
             (bob, f"run:41:failed:user:{bob}"),
         ]
-        assert data["id"] == rows[0].id
+        assert data["notificationId"] == rows[0].id
         events = session.scalars(sa.select(Event).order_by(Event.id)).all()
         assert [(event.user_id, event.dedupe_key) for event in events] == [
             (alice, f"run:41:failed:user:{alice}"),
