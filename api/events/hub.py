@@ -187,17 +187,16 @@ class EventHub:
         ready = [m for m in messages if m is not None]
         if not ready:
             return
-        for message in ready:
-            await self._in_order(message, "local")
-        if self._redis is not None:
+        if self._redis is not None:  # the other processes first: this one is next door
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for message in ready:
-                        data = {k: v for k, v in message.items() if k != "_text"}
-                        pipe.publish(self.channel, json.dumps(data, default=str))
+                        pipe.publish(self.channel, json.dumps(message, default=str))
                     await asyncio.wait_for(pipe.execute(), events.REDIS_TIMEOUT_SECONDS * 4)
             except Exception as exc:
                 log.warning("events not announced on Redis (%s)", type(exc).__name__)
+        for message in ready:
+            await self._in_order(message, "local")
 
     async def _in_order(self, message: dict[str, Any], via: str) -> None:
         """Deliver ``message``, after what the store holds before it when its id skips

@@ -42,6 +42,8 @@ AUTH_WAIT_SECONDS = 5.0
 RECHECK_SECONDS = 60.0
 UNAUTHORIZED = 4401
 TRY_AGAIN = 1013
+INVALID = "Invalid or expired token"
+BUSY = "The service cannot check your token right now; connect again shortly"
 TOKEN_IN_TEXT = re.compile(r"(?i)(token=)[^&\s\"']+")
 
 
@@ -87,11 +89,16 @@ def _bearer(token: str | None) -> str | None:
 
 
 async def _user(authenticator: Authenticator, header: str | None) -> CurrentUser | None:
+    """The user ``header`` stands for; None when refused.
+
+    Raises:
+        ServiceUnavailable: the metadata store cannot say (nobody is refused for that).
+    """
     if header is None:
         return None
     try:
         return await authenticator.authenticate(header)
-    except (AuthenticationFailed, ServiceUnavailable):
+    except AuthenticationFailed:
         return None
 
 
@@ -105,7 +112,10 @@ async def _still_valid(authenticator: Authenticator, header: str) -> bool:
     known = _checked.get(header)
     if known is not None and now - known[0] < RECHECK_SECONDS / 2:
         return known[1]
-    valid = await _user(authenticator, header) is not None
+    try:
+        valid = await _user(authenticator, header) is not None
+    except ServiceUnavailable:
+        return True  # the store is away: keep the connection, ask again next time
     if len(_checked) > 10_000:
         _checked.clear()
     _checked[header] = (now, valid)
@@ -135,14 +145,18 @@ async def live_socket(socket: WebSocket[Any, Any, Any]) -> None:
         if isinstance(first, dict) and first.get("type") == "auth":
             header = _bearer(str(first.get("token") or ""))
             since = _since(first.get("since")) if first.get("since") is not None else since
-    user = await _user(authenticator, header)
+    try:
+        user = await _user(authenticator, header)
+    except ServiceUnavailable:
+        await _refuse(socket, BUSY, TRY_AGAIN)
+        return
     if user is None or header is None:
-        await _refuse(socket)
+        await _refuse(socket, INVALID, UNAUTHORIZED)
         return
 
     async def close() -> None:
         with contextlib.suppress(Exception):
-            await socket.close(code=UNAUTHORIZED, reason="Invalid or expired token")
+            await socket.close(code=UNAUTHORIZED, reason=INVALID)
 
     subscriber = Subscriber(user, header, close)
     hub.subscribe(subscriber)
@@ -165,10 +179,10 @@ async def live_socket(socket: WebSocket[Any, Any, Any]) -> None:
         hub.unsubscribe(subscriber)
 
 
-async def _refuse(socket: WebSocket[Any, Any, Any]) -> None:
+async def _refuse(socket: WebSocket[Any, Any, Any], reason: str, code: int) -> None:
     with contextlib.suppress(Exception):
-        await socket.send_text(json.dumps({"type": "error", "message": "Invalid or expired token"}))
-        await socket.close(code=UNAUTHORIZED, reason="Invalid or expired token")
+        await socket.send_text(json.dumps({"type": "error", "message": reason}))
+        await socket.close(code=code, reason=reason)
 
 
 async def _pump(
@@ -262,9 +276,12 @@ class SocketIO:
             or environ.get("HTTP_AUTHORIZATION")
             or _bearer(query.get("token"))
         )
-        user = await _user(self.authenticator, header)
+        try:
+            user = await _user(self.authenticator, header)
+        except ServiceUnavailable:
+            raise socketio.exceptions.ConnectionRefusedError(BUSY) from None
         if user is None:
-            raise socketio.exceptions.ConnectionRefusedError("Invalid or expired token")
+            raise socketio.exceptions.ConnectionRefusedError(INVALID)
         CLIENTS.labels("socketio").inc()
         await self.server.save_session(sid, {"user": user, "header": header})
         since = _since(given.get("since", query.get("since")))

@@ -21,6 +21,7 @@ import websocket
 from sqlalchemy import func, select
 
 from api.app import create_app
+from api.errors import ServiceUnavailable
 from api.users.models import Role, User
 from api.users.services import create_user_with_password
 from headwater.db import session_scope
@@ -49,6 +50,7 @@ class Server:
     port: int
     tokens: dict[str, str]
     ids: dict[str, int]
+    app: Any = None
 
     def ws(self, who: str | None = None, *, query: str = "", header: bool = True) -> Any:
         headers = [f"Authorization: Bearer {self.tokens[who]}"] if who and header else []
@@ -97,8 +99,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             session.flush()
             ids[email] = user.id
     port = _free_port()
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="error",
@@ -116,7 +119,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with session_scope(settings.metadata_url) as session:
         for email in (ADMIN.email, VIEWER.email):
             ids[email] = session.scalar(select(User.id).where(User.email == email)) or 0
-    yield Server(settings, base, port, tokens, ids)
+    yield Server(settings, base, port, tokens, ids, app)
     uv.should_exit = True
     thread.join(10)
 
@@ -334,3 +337,28 @@ def test_socketio_events_carry_the_event_id_even_for_notifications(server: Serve
         time.sleep(0.05)
     client.disconnect()
     assert heard == [{"notificationId": 41, "title": "ping", "id": item["id"]}]
+
+
+def test_a_store_outage_refuses_new_clients_for_now_and_keeps_the_connected(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.events.live
+
+    monkeypatch.setattr(api.events.live, "RECHECK_SECONDS", 0.3)
+    connected = server.ws(OTHER)
+    assert _next(connected)["type"] == "ready"
+    api.events.live._checked.clear()
+
+    async def store_away(*_: Any, **__: Any) -> Any:
+        raise ServiceUnavailable("The metadata store is not answering", retry_after=5)
+
+    monkeypatch.setattr(server.app.state.authenticator, "authenticate", store_away)
+    newcomer = server.ws(OWNER)
+    assert _next(newcomer)["message"].startswith("The service cannot check your token")
+    opcode, data = newcomer.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(data[:2], "big") == 1013  # try again later, not "unauthorized"
+    time.sleep(1.0)  # several re-checks while the store is away
+    connected.send(json.dumps({"type": "ping"}))
+    assert _next(connected) == {"type": "pong"}
+    connected.close()
