@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, delete, or_, select
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -148,13 +148,19 @@ def publish(
 
 
 def since(
-    session: Session, event_id: int, limit: int, also: tuple[int, ...] = ()
+    session: Session,
+    event_id: int,
+    limit: int,
+    also: tuple[int, ...] = (),
+    before: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The events after ``event_id`` (and those of ids ``also``), oldest first, at most
-    ``limit``."""
+    """The events after ``event_id`` (and those of ids ``also``) and before ``before``,
+    oldest first, at most ``limit``."""
     condition = Event.id > event_id
     if also:
         condition = or_(condition, Event.id.in_(also))
+    if before is not None:
+        condition = and_(condition, Event.id < before)
     rows = session.scalars(select(Event).where(condition).order_by(Event.id).limit(limit))
     return [message(row) for row in rows]
 

@@ -95,8 +95,10 @@ class Replay:
     complete: bool
 
 
-def _read(session: Session, *, after: int, gaps: tuple[int, ...]) -> list[dict[str, Any]]:
-    return events.since(session, after, REPLAY_LIMIT, also=gaps)
+def _read(
+    session: Session, *, after: int, gaps: tuple[int, ...], before: int | None = None
+) -> list[dict[str, Any]]:
+    return events.since(session, after, REPLAY_LIMIT, also=gaps, before=before)
 
 
 class Subscriber:
@@ -202,8 +204,9 @@ class EventHub:
         """Deliver ``message``, after what the store holds before it when its id skips
         some: published by a process without Redis (a run's own steps) or lost on the way,
         they come first, so clients see a run's moves in order."""
-        if int(message.get("id", 0)) > self.last_id + 1:
-            await self._read_store()
+        event_id = int(message.get("id", 0))
+        if event_id > self.last_id + 1:
+            await self._read_store(before=event_id)
         await self.deliver(message, via)
 
     async def deliver(self, message: dict[str, Any], via: str) -> None:
@@ -264,14 +267,17 @@ class EventHub:
         self.last_id = max(self.last_id, newest)
         self._started = True
 
-    async def _read_store(self) -> None:
-        """Deliver, in id order, what the store holds that this process has not seen."""
+    async def _read_store(self, before: int | None = None) -> None:
+        """Deliver, in id order, what the store holds that this process has not seen
+        (below id ``before`` when given)."""
         if not self._started:
             return
         async with self._reading:
             after, gaps = self._cursor, tuple(self._gaps)
             try:
-                found = await self.database.run(partial(_read, after=after, gaps=gaps))
+                found = await self.database.run(
+                    partial(_read, after=after, gaps=gaps, before=before)
+                )
             except Exception as exc:
                 if not self._store_down:
                     log.warning("events not read from the store (%s)", type(exc).__name__)
