@@ -362,3 +362,48 @@ def test_a_store_outage_refuses_new_clients_for_now_and_keeps_the_connected(
     connected.send(json.dumps({"type": "ping"}))
     assert _next(connected) == {"type": "pong"}
     connected.close()
+
+
+def test_the_hub_hands_out_a_runs_moves_in_order_whichever_way_they_came(
+    tmp_path: Path,
+) -> None:
+    """A run's own step records ``progress`` without Redis; the end is announced by this
+    process a moment later: the client still gets the progress first, each once."""
+    import asyncio
+
+    from api.auth.schemas import CurrentUser
+    from api.db import Database
+    from api.events.hub import EventHub, Subscriber
+    from headwater.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    upgrade(url)
+    admin = CurrentUser(id=1, email="a@example.com", name="", role="admin", session_id="s")
+
+    async def scenario() -> list[int]:
+        hub = EventHub(Database(url), None)
+        await hub._start_from_store()
+
+        async def close() -> None:
+            pass
+
+        client = Subscriber(admin, "Bearer x", close)
+        hub.subscribe(client)
+        ids = []
+        for move in ("progress", "succeeded"):
+            with session_scope(url) as session:
+                item = record(session, "job_update", {"event": move}, job_id=3, owner_id=2)
+                assert item is not None
+                ids.append(item)
+        await hub.announce([ids[1]])  # only the end is announced here
+        await hub._read_store()  # the next regular read finds nothing new to hand out
+        got = []
+        while not client.queue.empty():
+            message = client.queue.get_nowait()
+            assert message is not None
+            got.append(int(message["id"]))
+        hub.unsubscribe(client)
+        return got
+
+    got = asyncio.run(scenario())
+    assert len(got) == 2 and got == sorted(got)
