@@ -20,18 +20,15 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, and_, delete, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from headwater.db import Base, session_scope, utcnow
+from headwater.db import Base, insert_for, session_scope, utcnow
 
 log = logging.getLogger("headwater.events")
 
 CHANNEL_PREFIX = "headwater:events:"
 REDIS_TIMEOUT_SECONDS = 0.25
 KEEP_DAYS = 7
-KINDS = ("job_update", "notification")
 
 
 class Event(Base):
@@ -90,9 +87,7 @@ def record(
     }
     if key is not None and session.scalar(select(Event.id).where(Event.dedupe_key == key)):
         return None  # asked first: on PostgreSQL a conflicting insert still uses up an id
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Event).values(**values)
+    statement = insert_for(session, Event).values(**values)
     if key is not None:
         statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
     new_id = session.scalar(statement.returning(Event.id))

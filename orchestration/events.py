@@ -35,7 +35,6 @@ EVENT_OF_STATUS = {
     "cancelled": "cancelled",
 }
 """A run's status and the ``job_update`` event that announces reaching it."""
-EVENTS = ("queued", "started", "progress", "succeeded", "failed", "cancelled")
 
 
 class Audience(Protocol):

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import ColumnElement, delete, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from api.audit.services import Actor, record
@@ -24,7 +22,7 @@ from api.errors import Conflict, NotFound, PermissionDenied
 from api.jobs.schemas import JobIn, JobOut, JobUpdate, RunOut
 from api.schemas import Page
 from api.users.models import Role
-from headwater.db import as_utc
+from headwater.db import as_utc, insert_for
 from headwater.notify.models import Alert, AlertRule
 from ingest.destinations import WAREHOUSE
 from ingest.errors import SpecError
@@ -387,11 +385,8 @@ def record_launch(
     event (None if another process published it first)."""
     if session.get(Run, run_id) is None:
         # The sensor may mirror it at the same moment: whoever writes first wins.
-        insert = (
-            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        )
         session.execute(
-            insert(Run)
+            insert_for(session, Run)
             .values(
                 id=run_id,
                 job_id=job_id,

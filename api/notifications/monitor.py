@@ -109,7 +109,7 @@ def p95_ms(buckets: dict[float, float]) -> float | None:
     return None
 
 
-def service_findings(rule: AlertRule, change: Totals, subject: str) -> Finding | None:
+def service_finding(rule: AlertRule, change: Totals, subject: str) -> Finding | None:
     """The finding of a service rule over ``change`` (None: too little traffic)."""
     window = rule.window_minutes or 15
     limit = rule.threshold
@@ -191,7 +191,7 @@ class Monitor:
             messages: list[dict[str, Any]] = []
             for rule in rules_for(session, SERVICE_CONDITIONS):
                 change = self.change_over(rule.window_minutes or 15, now)
-                finding = None if change is None else service_findings(rule, change, self.subject)
+                finding = None if change is None else service_finding(rule, change, self.subject)
                 if finding is not None:
                     messages += apply(session, finding)
             return messages

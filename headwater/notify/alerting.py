@@ -44,7 +44,6 @@ RUN_CONDITIONS = frozenset(
 )
 CATALOG_CONDITIONS = frozenset({"stale", "schema_change"})
 SERVICE_CONDITIONS = frozenset({"cache_hit_rate_below", "api_error_rate_above", "api_p95_above"})
-CONDITIONS = RUN_CONDITIONS | CATALOG_CONDITIONS | SERVICE_CONDITIONS
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from headwater.db import as_utc, session_scope, utcnow
+from headwater.db import as_utc, insert_for, session_scope, utcnow
 from headwater.errors import HeadwaterError
 from headwater.events import record
 from headwater.notify.channels import (
@@ -86,13 +85,6 @@ class ChannelNotFound(HeadwaterError):
     """No channel has that id."""
 
 
-def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can skip a duplicate key, on either metadata store."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def notify_users(
     session: Session,
     user_ids: Sequence[int],
@@ -133,7 +125,7 @@ def notify_users(
             "dedupe_key": dedupe_key,
             "created_at": created_at,
         }
-        statement = _insert(session, Notification).values(**values)
+        statement = insert_for(session, Notification).values(**values)
         if dedupe_key is not None:
             statement = statement.on_conflict_do_nothing(index_elements=["dedupe_key"])
         new_id = session.scalar(statement.returning(Notification.id))
@@ -174,7 +166,7 @@ def enqueue(
         raise ValueError(f"delivery key too long ({len(key)} > {_KEY_CHARS})")
     now = utcnow()
     statement = (
-        _insert(session, Delivery)
+        insert_for(session, Delivery)
         .values(
             dedupe_key=key,
             channel_id=channel_id,

@@ -39,6 +39,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from api.app import create_app
+from benchmarks.api import free_port
 from benchmarks.dagster import dagster_services
 from headwater.settings import Settings
 from ingest.runner import run_all
@@ -474,12 +475,6 @@ def replicas(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _token(base: str, email: str, password: str) -> str:

@@ -5,7 +5,6 @@ the way the sensor, the API and the run steps publish them."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from api.app import create_app
 from api.errors import ServiceUnavailable
 from api.users.models import Role, User
 from api.users.services import create_user_with_password
+from benchmarks.api import free_port
 from headwater.db import session_scope
 from headwater.events import Event, publish, record
 from headwater.settings import Settings
@@ -74,12 +74,6 @@ class Server:
         return int(item["id"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _login(base: str, email: str) -> str:
     response = httpx.post(f"{base}/api/auth/login", json={"email": email, "password": PASSWORD})
     assert response.status_code == 200, response.text
@@ -98,7 +92,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             user = create_user_with_password(session, email, PASSWORD, Role.USER)
             session.flush()
             ids[email] = user.id
-    port = _free_port()
+    port = free_port()
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -3,7 +3,6 @@ a firing alert, a test message to a real local webhook and to one that is down."
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from benchmarks.api import free_port
 from headwater.cli import main
 from headwater.db import session_scope
 from headwater.migrate import upgrade
@@ -56,12 +56,6 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_list_shows_the_default_rules_and_what_fires(home: Path) -> None:
     listed = run("alerts", "list")
     assert listed.exit_code == 0, listed.output
@@ -86,7 +80,7 @@ def test_test_sends_to_each_channel_and_says_which_failed(home: Path) -> None:
     box = SecretBox.from_settings(settings)
     urls = {
         "good": f"json://hook:good-secret@127.0.0.1:{server.server_address[1]}/x",
-        "down": f"json://hook:down-secret@127.0.0.1:{_closed_port()}/x",
+        "down": f"json://hook:down-secret@127.0.0.1:{free_port()}/x",
     }
     try:
         with session_scope(settings.metadata_url) as session:

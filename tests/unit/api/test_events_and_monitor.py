@@ -13,7 +13,7 @@ import pytest
 from api.auth.schemas import CurrentUser
 from api.events.hub import EventHub, Subscriber, client_text, may_see
 from api.events.live import RedactTokens, rooms_of
-from api.notifications.monitor import Totals, p95_ms, service_findings
+from api.notifications.monitor import Totals, p95_ms, service_finding
 from headwater.notify.models import AlertRule
 
 
@@ -117,15 +117,15 @@ def _rule(condition: str, threshold: float) -> AlertRule:
 def test_service_rules_judge_only_windows_with_enough_traffic() -> None:
     quiet = Totals(requests=20, errors=10, hits=1, misses=9)
     for condition in ("cache_hit_rate_below", "api_error_rate_above"):
-        assert service_findings(_rule(condition, 1), quiet, "api:h") is None
+        assert service_finding(_rule(condition, 1), quiet, "api:h") is None
     busy = Totals(requests=1000, errors=20, hits=80, misses=20, buckets={0.1: 900, 1.0: 1000})
-    errors = service_findings(_rule("api_error_rate_above", 1), busy, "api:h")
+    errors = service_finding(_rule("api_error_rate_above", 1), busy, "api:h")
     assert errors is not None and errors.firing and errors.value == pytest.approx(2.0)
-    hits = service_findings(_rule("cache_hit_rate_below", 90), busy, "api:h")
+    hits = service_finding(_rule("cache_hit_rate_below", 90), busy, "api:h")
     assert hits is not None and hits.firing and "80.0 %" in hits.message
-    slow = service_findings(_rule("api_p95_above", 500), busy, "api:h")
+    slow = service_finding(_rule("api_p95_above", 500), busy, "api:h")
     assert slow is not None and slow.firing and slow.value == pytest.approx(550.0)
-    fine = service_findings(_rule("api_p95_above", 600), busy, "api:h")
+    fine = service_finding(_rule("api_p95_above", 600), busy, "api:h")
     assert fine is not None and not fine.firing
 
 
