@@ -54,14 +54,22 @@ class Destination:
         return mask_url(self.connection) if "://" in self.connection else self.connection
 
     def dlt(self) -> Any:
-        """The dlt destination, credentials passed explicitly."""
+        """The dlt destination, credentials passed explicitly.
+
+        ``supports_transactions``: dlt leaves it unset, and then opens no transaction
+        around a job's statements. On DuckDB the ``DELETE`` and ``INSERT … SELECT`` that
+        move a replaced table's rows from staging (or a merge's delete and insert) then
+        committed apart: an insert failing after the delete left the table empty. With
+        it set, each job commits whole or not at all, on both engines.
+        """
         import dlt
 
         if self.kind == "duckdb":
             Path(self.connection).parent.mkdir(parents=True, exist_ok=True)
-            return dlt.destinations.duckdb(credentials=self.connection)
+            return dlt.destinations.duckdb(credentials=self.connection, supports_transactions=True)
         url = make_url(self.connection)
         return dlt.destinations.postgres(
+            supports_transactions=True,
             credentials={
                 "host": url.host,
                 "port": url.port or 5432,
@@ -69,7 +77,7 @@ class Destination:
                 "password": url.password or "",  # trust and peer logins take none
                 "database": url.database,
                 "query": dict(url.query),
-            }
+            },
         )
 
 
