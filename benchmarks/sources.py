@@ -6,7 +6,9 @@
 
 A wide, realistic table (ids, timestamps with and without zone, numeric(12,2),
 text, boolean, JSON, NULLs, UUIDs) is generated in the local PostgreSQL and MariaDB
-(own databases, dropped after) and exported to CSV. Each row of the report is one
+(own databases, dropped after) and exported to CSV. Its ``updated_at`` has an index,
+as a column read incrementally would: the incremental figure is the median of three
+runs, each after 1,000 rows changed. Each row of the report is one
 hot path: our rows/s, the baseline's rows/s measured in the same run, and the
 ratio (ours / baseline, higher is better) beside the target.
 
@@ -22,6 +24,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,7 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 SLICE_ROWS = 100_000
 CHANGED_ROWS = 1_000
+INCREMENTAL_RUNS = 3
 
 PG_WIDE = """
 create table wide as select i as id,
@@ -61,6 +65,7 @@ create table wide as select i as id,
   gen_random_uuid() as uid
 from generate_series(1, {rows}) i;
 alter table wide add primary key (id);
+create index wide_updated_at on wide (updated_at);
 create table wide_slice as select * from wide where id <= {slice};
 alter table wide_slice add primary key (id);
 """
@@ -311,17 +316,20 @@ def run(rows: int, rss_rows: int | None) -> list[Figure]:
         full = ours(incremental, pg, cursor="updated_at")
         changer = psycopg2.connect(dsn=pg)
         changer.autocommit = True
-        with changer.cursor() as cursor:
-            cursor.execute(
-                f"update wide set updated_at = timestamptz '2030-01-01', name = 'changed' "
-                f"where id % {max(1, rows // CHANGED_ROWS)} = 0 and id <= {rows}"
-            )
+        runs = []
+        for run in range(INCREMENTAL_RUNS):
+            with changer.cursor() as cursor:
+                cursor.execute(
+                    f"update wide set updated_at = timestamptz '2030-01-01' + {run} * "
+                    f"interval '1 hour', name = 'changed {run}' "
+                    f"where id % {max(1, rows // CHANGED_ROWS)} = {run} and id <= {rows}"
+                )
+            runs.append(ours(incremental, pg, cursor="updated_at"))
         changer.close()
-        again = ours(incremental, pg, cursor="updated_at")
         figures.append(
             Figure(
-                f"incremental, {CHANGED_ROWS:,} changed rows",
-                again,
+                f"incremental, {CHANGED_ROWS:,} changed rows (median of {INCREMENTAL_RUNS})",
+                statistics.median(runs),
                 "the full load (seconds)",
                 full,
                 "≤ 0.05",

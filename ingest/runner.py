@@ -183,8 +183,6 @@ def _load_source(
     names: OriginalNames | None = None,
 ) -> tuple[Pipeline, Any, dict[str, int], dict[str, Any]]:
     """(pipeline, dlt's load info, rows per table, the schema's columns before the load)."""
-    from dlt.pipeline.exceptions import PipelineStepFailed
-
     from ingest.original_names import OriginalNames
     from ingest.schema_events import columns_of
     from ingest.sources import build_resources
@@ -194,12 +192,12 @@ def _load_source(
     pipe = pipeline(settings, name, source, target, progress)
     _drop_stale_extracts(pipe)
     if pipe.has_pending_data:
-        # A load cut short earlier (e.g. it timed out waiting for the warehouse). dlt would
-        # finish it *instead of* reading new data: finish it first, or drop it on a refresh.
+        # A load cut short earlier (e.g. it timed out waiting for the warehouse): finish
+        # it first, on its own, or drop it on a refresh.
         if full_refresh:
             pipe.drop_pending_packages()
         else:
-            _load_or_raise(settings, name, source, pipe.load)
+            _load_or_raise(settings, name, source, lambda: _load_step(pipe, target))
     fresh = frozenset(selected) if full_refresh else _never_loaded(settings, pipe, selected)
     before = columns_of(pipe.default_schema if pipe.default_schema_name else None)
     resources = _retried(settings, lambda: build_resources(source, tables, fresh))
@@ -213,36 +211,48 @@ def _load_source(
         for resource in resources:
             if _yields_arrow(source, resource.name):
                 resource.apply_hints(file_format="parquet")
+    options: dict[str, Any] = {}
+    if source.schema_contract:
+        # Declared tables are always created; the contract rules their columns.
+        mode = source.schema_contract
+        options["schema_contract"] = {"tables": "evolve", "columns": mode, "data_type": mode}
+    if full_refresh:
+        options["refresh"] = "drop_resources"
     normalized: dict[str, int] = {}
-    extracted = False  # once the data is extracted, a retry only finishes the load
+    done: set[str] = set()  # the steps that succeeded: a retry carries on after them
 
     def attempt() -> Any:
-        nonlocal normalized, extracted
-        if extracted:
-            return pipe.load()
-        try:
-            options: dict[str, Any] = {}
-            if source.schema_contract:
-                # Declared tables are always created; the contract rules their columns.
-                mode = source.schema_contract
-                options["schema_contract"] = {
-                    "tables": "evolve",
-                    "columns": mode,
-                    "data_type": mode,
-                }
-            if full_refresh:
-                options["refresh"] = "drop_resources"
-            return pipe.run(resources, **options)
-        except PipelineStepFailed as exc:
-            extracted = exc.step == "load"
-            raise
-        finally:
-            trace = pipe.last_trace
-            if trace is not None and trace.last_normalize_info is not None:
-                normalized = dict(trace.last_normalize_info.row_counts)
+        nonlocal normalized
+        if "extract" not in done:
+            pipe.extract(resources, **options)
+            done.add("extract")
+        if "normalize" not in done:
+            counts = pipe.normalize()
+            normalized = dict(counts.row_counts) if counts is not None else {}
+            done.add("normalize")
+        return _load_step(pipe, target)
 
     info = _load_or_raise(settings, name, source, attempt)
     return pipe, info, normalized, before
+
+
+def _load_step(pipe: Pipeline, target: Destination) -> Any:
+    """``pipe.load()``. Into DuckDB, through one connection for the whole step: dlt
+    otherwise opens and closes the file for each of its clients (five or six per load,
+    about 75 ms of an incremental run's 350 ms, measured at 2M rows). Extract and
+    normalize never hold the file, so readers keep it while data is read."""
+    if target.kind != "duckdb":
+        return pipe.load()
+    import duckdb
+
+    factory = pipe.destination
+    configured = factory.config_params.get("credentials")
+    connection = duckdb.connect(target.connection)
+    try:
+        return pipe.load(credentials=connection)
+    finally:
+        factory.config_params["credentials"] = configured  # the path, for the next step
+        connection.close()
 
 
 def _drop_stale_extracts(pipe: Pipeline) -> None:
@@ -268,12 +278,11 @@ def _yields_arrow(source: SourceSpec, table: str) -> bool:
 def _never_loaded(settings: Settings, pipe: Pipeline, tables: list[str]) -> frozenset[str]:
     """The ``tables`` of which nothing has been loaded into the warehouse yet.
 
-    A pipeline new to this machine first takes its state and schema from the
-    warehouse (dlt keeps both there), so a lost local folder never passes for an
-    empty table.
+    The pipeline first takes its state and schema from the warehouse when the copy
+    there is newer (dlt keeps both there: a lost local folder never passes for an
+    empty table, and a load run elsewhere is not read again).
     """
-    if pipe.first_run:
-        wait_for_warehouse(settings, pipe.sync_destination)
+    wait_for_warehouse(settings, pipe.sync_destination)
     if not pipe.default_schema_name:
         return frozenset(tables)
     seen = set(pipe.default_schema.data_table_names(seen_data_only=True))
