@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from headwater.db import utcnow
-from headwater.warehouse import wait_for_warehouse
+from headwater.warehouse import LOCK_WAIT_SECONDS, is_lock_conflict, wait_for_warehouse
 from ingest.errors import IngestError, SourceNotFound
 from ingest.spec import SourceSpec
 
@@ -198,7 +198,10 @@ def _load_source(
             pipe.drop_pending_packages()
         else:
             _load_or_raise(settings, name, source, lambda: _load_step(pipe, target))
-    fresh = frozenset(selected) if full_refresh else _never_loaded(settings, pipe, selected)
+    # State and schema from the warehouse when its copy is newer (dlt keeps both there):
+    # a lost local folder never passes for empty tables, nor misses what a refresh drops.
+    _load_or_raise(settings, name, source, pipe.sync_destination)
+    fresh = frozenset(selected) if full_refresh else _never_loaded(pipe, selected)
     before = columns_of(pipe.default_schema if pipe.default_schema_name else None)
     resources = _retried(settings, lambda: build_resources(source, tables, fresh))
     for resource in resources:
@@ -275,14 +278,8 @@ def _yields_arrow(source: SourceSpec, table: str) -> bool:
     return source.kind == "file" and source.file_format(table) in ARROW_FORMATS
 
 
-def _never_loaded(settings: Settings, pipe: Pipeline, tables: list[str]) -> frozenset[str]:
-    """The ``tables`` of which nothing has been loaded into the warehouse yet.
-
-    The pipeline first takes its state and schema from the warehouse when the copy
-    there is newer (dlt keeps both there: a lost local folder never passes for an
-    empty table, and a load run elsewhere is not read again).
-    """
-    wait_for_warehouse(settings, pipe.sync_destination)
+def _never_loaded(pipe: Pipeline, tables: list[str]) -> frozenset[str]:
+    """The ``tables`` of which nothing has been loaded into the warehouse yet."""
     if not pipe.default_schema_name:
         return frozenset(tables)
     seen = set(pipe.default_schema.data_table_names(seen_data_only=True))
@@ -355,6 +352,16 @@ def _load_or_raise(
         raise IngestError(
             f"loading source {name!r} failed at step {exc.step}: {_describe(cause, source)}"
         ) from None
+    except Exception as exc:
+        if not is_lock_conflict(exc):
+            raise
+        error = IngestError(
+            f"loading source {name!r} failed: another process kept the warehouse file "
+            f"locked for {LOCK_WAIT_SECONDS} s",
+            hint="DuckDB admits one writing process; try again when it is done",
+        )
+        error.transient = True
+        raise error from None
 
 
 def _describe(exc: BaseException | None, source: SourceSpec) -> str:

@@ -111,6 +111,24 @@ def test_a_connection_cut_midway_is_retried_and_nothing_is_lost_or_doubled(
     ) == [(ROWS + 1, ROWS + 1)]
 
 
+def test_a_lost_local_folder_neither_doubles_nor_keeps_rows(database: str, tmp_path: Path) -> None:
+    """dlt's local folder (state, schema) gone, as on a new machine: the next run, and a
+    full refresh, take both from the warehouse first. Otherwise the refresh would drop
+    nothing and write the table anew on top of the rows already there."""
+    import shutil
+
+    from ingest.runner import run_source as run
+
+    settings = make_settings(tmp_path)
+    run(settings, "app", source(database))
+    count = "select count(*), count(distinct id) from {schema}.events"
+    for full_refresh in (False, True):
+        shutil.rmtree(settings.dlt_dir)
+        summary = run(settings, "app", source(database), full_refresh=full_refresh)
+        assert summary.rows["events"] == (ROWS if full_refresh else 0)
+        assert warehouse_rows(settings, "app", count) == [(ROWS, ROWS)]
+
+
 def test_a_missing_table_and_a_bad_login_fail_at_once_without_retries(
     database: str, tmp_path: Path
 ) -> None:
