@@ -18,6 +18,7 @@ changing its target starts the new destination from the beginning.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,9 +67,11 @@ class Destination:
 
         if self.kind == "duckdb":
             Path(self.connection).parent.mkdir(parents=True, exist_ok=True)
-            return dlt.destinations.duckdb(credentials=self.connection, supports_transactions=True)
+            return _capabilities_once(
+                dlt.destinations.duckdb(credentials=self.connection, supports_transactions=True)
+            )
         url = make_url(self.connection)
-        return dlt.destinations.postgres(
+        postgres = dlt.destinations.postgres(
             supports_transactions=True,
             credentials={
                 "host": url.host,
@@ -79,6 +82,31 @@ class Destination:
                 "query": dict(url.query),
             },
         )
+        return _capabilities_once(postgres)
+
+
+def _capabilities_once(factory: Any) -> Any:
+    """``factory`` resolving its capabilities once instead of at every call.
+
+    A run asks for them some thirty times, and each time dlt resolves the destination's
+    whole configuration again (about 2 ms: 60 ms of a 350 ms incremental run). They
+    cannot change during a run; the factory lives for one run. Only the naming
+    convention's case sensitivity (the one thing dlt adjusts them for) tells two
+    answers apart; each caller gets its own copy, as dlt's callers change theirs.
+    """
+    resolve = factory.capabilities
+    known: dict[bool | None, Any] = {}
+
+    def capabilities(config: Any = None, naming: Any = None) -> Any:
+        if config is not None:
+            return resolve(config, naming)
+        key = None if naming is None else bool(naming.is_case_sensitive)
+        if key not in known:
+            known[key] = resolve(None, naming)
+        return copy.deepcopy(known[key])
+
+    factory.capabilities = capabilities
+    return factory
 
 
 def warehouse(settings: Settings) -> Destination:

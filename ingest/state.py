@@ -18,6 +18,8 @@ from ingest.models import SourceLoad
 from ingest.spec import TableSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy.orm import Session
 
     from headwater.settings import Settings
@@ -60,9 +62,13 @@ def _pipeline_state(settings: Settings, name: str, source: SourceSpec) -> dict[s
     return dict(pipe.state)
 
 
-def cursor_values(settings: Settings, name: str, source: SourceSpec) -> dict[str, dict[str, Any]]:
-    """{table: {cursor column: last value}} from the pipeline state."""
-    state = _pipeline_state(settings, name, source)
+def cursor_values(
+    settings: Settings, name: str, source: SourceSpec, state: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """{table: {cursor column: last value}} from the pipeline's ``state`` (read from its
+    local folder when not given)."""
+    if state is None:
+        state = _pipeline_state(settings, name, source)
     out: dict[str, dict[str, Any]] = {}
     for section in state.get("sources", {}).values():
         for table, resource in section.get("resources", {}).items():
@@ -177,11 +183,13 @@ def record_loads(
     started_at: datetime,
     load_id: str | None = None,
     error: str | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record the outcome of one load for each table in ``rows`` (when the store exists)."""
+    """Record the outcome of one load for each table in ``rows`` (when the store exists);
+    ``state``: the pipeline's, when the caller has it at hand."""
     from ingest.store import store_ready
 
-    values = cursor_values(settings, name, source) if error is None else {}
+    values = cursor_values(settings, name, source, state) if error is None else {}
     finished = utcnow()
     with session_scope(settings.metadata_url) as session:
         if not store_ready(session, settings, SourceLoad.__tablename__):

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import dlt
 from dlt.sources.sql_database import sql_table
 from dlt.sources.sql_database.helpers import ConnectorXTableLoader, register_table_loader_backend
-from sqlalchemy import Engine, create_engine, inspect, text
+from dlt.sources.sql_database.schema_types import default_table_adapter
+from sqlalchemy import Engine, MetaData, Table, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -64,14 +65,17 @@ def _connection_error(url: str, exc: SQLAlchemyError) -> IngestError:
     return IngestError(f"cannot connect to {_safe(url)}: {(reason.splitlines() or [''])[0]}")
 
 
-def reflected_keys(url: str, tables: list[str]) -> dict[str, tuple[str, ...]]:
-    """The primary key of each of ``tables`` as the database declares it (empty if none).
+def reflected(url: str, tables: list[str]) -> tuple[dict[str, Table], dict[str, tuple[str, ...]]]:
+    """``tables`` reflected once (each in a metadata of its own), and the primary key of
+    each as the database declares it (empty if none). dlt reads a table from such a
+    metadata instead of reflecting it again on its own connection (about 30 ms a table
+    on an incremental run).
 
     Raises:
         IngestError: the database cannot be reached, or lacks one of the tables.
     """
     if not tables:
-        return {}
+        return {}, {}
     engine = _engine(url)
     try:
         with engine.connect() as connection:
@@ -80,10 +84,15 @@ def reflected_keys(url: str, tables: list[str]) -> dict[str, tuple[str, ...]]:
             missing = [table for table in tables if table not in present]
             if missing:
                 raise IngestError(f"{_safe(url)} has no table(s) {', '.join(missing)}")
-            return {
-                table: tuple(inspector.get_pk_constraint(table).get("constrained_columns") or ())
-                for table in tables
+            found = {
+                table: Table(table, MetaData(), autoload_with=connection, resolve_fks=False)
+                for table in dict.fromkeys(tables)
             }
+            keys = {
+                table: tuple(column.name for column in reflection.primary_key.columns)
+                for table, reflection in found.items()
+            }
+            return found, keys
     except SQLAlchemyError as exc:
         raise _connection_error(url, exc) from None
     finally:
@@ -216,7 +225,7 @@ def resources(
     as a merge into an empty table, without the staging copy."""
     url = _url(source)
     named = [source.tables[n].source_table or n for n in tables if source.tables[n].query is None]
-    keys = reflected_keys(url, named)
+    reflections, keys = reflected(url, named)
     backend, backend_kwargs = _reader(url)
     is_mysql = make_url(url).get_backend_name() == "mysql"
     typed = mysql_types(url, named) if is_mysql else {}
@@ -235,6 +244,18 @@ def resources(
             dlt.sources.incremental(spec.cursor, lag=spec.lag) if spec.cursor else None
         )
         adapt_table, cast = _mysql_adapters(typed.get(spec.source_table or name, {}))
+        included = list(spec.columns) if spec.columns else None
+        # One reflection per declared table: two reading the same source table reflect
+        # their own, as each trims its columns.
+        table = reflections.get(spec.source_table or name)
+        if table is not None and named.count(spec.source_table or name) == 1:
+            # dlt takes a table found in its metadata as it is: adapted here as dlt
+            # adapts those it reflects (chosen columns, UUIDs as text, MySQL's types).
+            default_table_adapter(table, included)
+            if is_mysql:
+                adapt_table(table)
+        else:
+            table = None
         resource = sql_table(
             credentials=url,
             table=spec.source_table or name,
@@ -244,8 +265,9 @@ def resources(
             chunk_size=CHUNK_SIZE,
             reflection_level="full_with_precision",
             defer_table_reflect=True,
+            metadata=table.metadata if table is not None else None,
             table_adapter_callback=adapt_table if is_mysql else None,
-            included_columns=list(spec.columns) if spec.columns else None,
+            included_columns=included,
         )
         if is_mysql:
             resource.add_map(cast)
