@@ -352,13 +352,13 @@ def print_report(figures: list[Figure], rows: int, console: Console) -> None:
     for column in ("hot path", "ours", "baseline", "", "ratio", "target"):
         table.add_column(column, justify="left" if column in ("hot path", "baseline") else "right")
     for figure in figures:
-        number = "{:,.0f}" if figure.higher_is_better else "{:,.1f}"
+        number = "{:,.0f}" if figure.higher_is_better else "{:,.2f}"
         table.add_row(
             figure.path,
             number.format(figure.ours),
             figure.baseline_name,
             number.format(figure.baseline),
-            f"{figure.ratio:.2f}",
+            f"{figure.ratio:.2f}" if figure.higher_is_better else f"{figure.ratio:.3f}",
             figure.target,
         )
     console.print(table)

@@ -10,7 +10,7 @@ from dlt.sources.sql_database.helpers import ConnectorXTableLoader, register_tab
 from dlt.sources.sql_database.schema_types import default_table_adapter
 from sqlalchemy import Engine, MetaData, Table, create_engine, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchTableError, SQLAlchemyError
 
 from headwater.db import normalize_url
 from ingest.checks import column_problems
@@ -79,15 +79,17 @@ def reflected(url: str, tables: list[str]) -> tuple[dict[str, Table], dict[str, 
     engine = _engine(url)
     try:
         with engine.connect() as connection:
-            inspector = inspect(connection)
-            present = set(inspector.get_table_names()) | set(inspector.get_view_names())
-            missing = [table for table in tables if table not in present]
+            found = {}
+            missing = []
+            for table in dict.fromkeys(tables):
+                try:
+                    found[table] = Table(
+                        table, MetaData(), autoload_with=connection, resolve_fks=False
+                    )
+                except NoSuchTableError:
+                    missing.append(table)
             if missing:
                 raise IngestError(f"{_safe(url)} has no table(s) {', '.join(missing)}")
-            found = {
-                table: Table(table, MetaData(), autoload_with=connection, resolve_fks=False)
-                for table in dict.fromkeys(tables)
-            }
             keys = {
                 table: tuple(column.name for column in reflection.primary_key.columns)
                 for table, reflection in found.items()
