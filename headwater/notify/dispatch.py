@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from headwater.db import as_utc, insert_for, session_scope, utcnow
@@ -329,25 +329,22 @@ def _rate_limited(
     if allowed <= 0:
         return None
     since = now - RATE_WINDOW
-    sent = session.scalars(
-        select(Delivery.sent_at)
+    # One statement, so one snapshot: read apart, a message that went from sending to
+    # sent between the two reads was counted in neither, and the limit was passed.
+    rows = session.execute(
+        select(Delivery.status, Delivery.sent_at)
         .where(
             Delivery.channel_id == channel.id,
-            Delivery.status == SENT,
-            Delivery.sent_at > since,
+            or_(
+                and_(Delivery.status == SENT, Delivery.sent_at > since),
+                and_(Delivery.status == SENDING, Delivery.id != claimed.delivery_id),
+            ),
         )
         .order_by(Delivery.sent_at)
     ).all()
-    in_flight = session.scalar(
-        select(func.count())
-        .select_from(Delivery)
-        .where(
-            Delivery.channel_id == channel.id,
-            Delivery.status == SENDING,
-            Delivery.id != claimed.delivery_id,
-        )
-    )
-    if len(sent) + int(in_flight or 0) < allowed:
+    sent: list[datetime] = [row.sent_at for row in rows if row.status == SENT]
+    in_flight = len(rows) - len(sent)
+    if len(sent) + in_flight < allowed:
         return None
     if len(sent) >= allowed:  # the window frees a place when its oldest send leaves it
         oldest = as_utc(sent[len(sent) - allowed])
