@@ -190,10 +190,11 @@ def _load_source(
     """(pipeline, dlt's load info, rows per table, the schema's columns before the load)."""
     from ingest.original_names import OriginalNames
     from ingest.schema_events import columns_of
-    from ingest.sources import build_resources
+    from ingest.sources import build_resources, read_ahead
 
     names = names if names is not None else OriginalNames()
 
+    ahead = read_ahead(source, selected)  # the source answers while the warehouse does
     pipe = pipeline(settings, name, source, target, progress)
     _drop_stale_extracts(pipe)
     if pipe.has_pending_data:
@@ -208,7 +209,7 @@ def _load_source(
     _load_or_raise(settings, name, source, pipe.sync_destination)
     fresh = frozenset(selected) if full_refresh else _never_loaded(pipe, selected)
     before = columns_of(pipe.default_schema if pipe.default_schema_name else None)
-    resources = _retried(settings, lambda: build_resources(source, tables, fresh))
+    resources = _retried(settings, lambda: build_resources(source, tables, fresh, ahead))
     for resource in resources:
         resource.add_map(names.tap(resource.name))
     if target.kind == "postgres":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import IngestError
 
@@ -63,12 +63,28 @@ def warehouse_name(original: str) -> str:
     return name[:63]
 
 
+def read_ahead(source: SourceSpec, tables: list[str]) -> Any:
+    """Start, in the background, what :func:`build_resources` needs from the source and
+    may read before the run has asked the warehouse what it holds (a database's table
+    reflection: about 40 ms an incremental run spends in parallel instead of in turn).
+    Pass the result to :func:`build_resources` as ``ahead``."""
+    if source.kind != "database":
+        return None
+    from ingest.sources import database
+
+    return database.reflect_ahead(source, tables)
+
+
 def build_resources(
-    source: SourceSpec, tables: list[str] | None = None, fresh: frozenset[str] = frozenset()
+    source: SourceSpec,
+    tables: list[str] | None = None,
+    fresh: frozenset[str] = frozenset(),
+    ahead: Any = None,
 ) -> list[DltResource]:
     """The dlt resources for ``source``, restricted to ``tables`` when given.
 
     ``fresh``: tables of which nothing is loaded yet (a kind may write them faster).
+    ``ahead``: what :func:`read_ahead` started for the same tables.
     """
     selected = list(source.tables) if tables is None else tables
     unknown = [t for t in selected if t not in source.tables]
@@ -80,7 +96,7 @@ def build_resources(
     if source.kind == "database":
         from ingest.sources import database
 
-        built = database.resources(source, selected, fresh)
+        built = database.resources(source, selected, fresh, ahead)
     elif source.kind == "mongodb":
         from ingest.sources import mongodb
 

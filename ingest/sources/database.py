@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import dlt
@@ -65,7 +66,11 @@ def _connection_error(url: str, exc: SQLAlchemyError) -> IngestError:
     return IngestError(f"cannot connect to {_safe(url)}: {(reason.splitlines() or [''])[0]}")
 
 
-def reflected(url: str, tables: list[str]) -> tuple[dict[str, Table], dict[str, tuple[str, ...]]]:
+Reflected = tuple[dict[str, Table], dict[str, tuple[str, ...]]]
+"""Source tables by name, each reflected, and the primary key of each."""
+
+
+def reflected(url: str, tables: list[str]) -> Reflected:
     """``tables`` reflected once (each in a metadata of its own), and the primary key of
     each as the database declares it (empty if none). dlt reads a table from such a
     metadata instead of reflecting it again on its own connection (about 30 ms a table
@@ -219,15 +224,54 @@ def _reader(url: str) -> tuple[str, dict[str, Any]]:
     return "pyarrow", {}
 
 
+def _source_tables(source: SourceSpec, tables: list[str]) -> list[str]:
+    """The source's own names of ``tables`` (those read by a ``query`` left out)."""
+    return [source.tables[n].source_table or n for n in tables if source.tables[n].query is None]
+
+
+def reflect_ahead(source: SourceSpec, tables: list[str]) -> Future[Reflected] | None:
+    """Reflect ``tables`` in the background (for :func:`resources`), while the run does
+    what needs the warehouse first. None when there is nothing to reflect."""
+    if any(table not in source.tables for table in tables):
+        return None  # told when the resources are built
+    named = _source_tables(source, tables)
+    if not named:
+        return None
+    try:
+        url = _url(source)
+    except IngestError:
+        return None  # told when the resources are built
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-reflect")
+    try:
+        return pool.submit(reflected, url, named)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _reflected_ahead(ahead: Future[Reflected] | None, named: list[str]) -> Reflected | None:
+    """What :func:`reflect_ahead` found, if it covers ``named``."""
+    if ahead is None:
+        return None
+    try:
+        found = ahead.result()
+    except Exception:  # reflected again by the caller, within its retries, to raise
+        return None
+    return found if set(named) <= set(found[1]) else None
+
+
 def resources(
-    source: SourceSpec, tables: list[str], fresh: set[str] | frozenset[str] = frozenset()
+    source: SourceSpec,
+    tables: list[str],
+    fresh: set[str] | frozenset[str] = frozenset(),
+    ahead: Future[Reflected] | None = None,
 ) -> list[DltResource]:
     """One resource per table. A table in ``fresh`` (nothing of it loaded yet) whose
     merge key is the source's own primary key constraint is appended: the same rows
-    as a merge into an empty table, without the staging copy."""
+    as a merge into an empty table, without the staging copy. ``ahead``: the tables
+    reflected already (:func:`reflect_ahead`)."""
     url = _url(source)
-    named = [source.tables[n].source_table or n for n in tables if source.tables[n].query is None]
-    reflections, keys = reflected(url, named)
+    named = _source_tables(source, tables)
+    reflections, keys = _reflected_ahead(ahead, named) or reflected(url, named)
     backend, backend_kwargs = _reader(url)
     is_mysql = make_url(url).get_backend_name() == "mysql"
     typed = mysql_types(url, named) if is_mysql else {}
