@@ -209,7 +209,10 @@ def _load_source(
     _load_or_raise(settings, name, source, pipe.sync_destination)
     fresh = frozenset(selected) if full_refresh else _never_loaded(pipe, selected)
     before = columns_of(pipe.default_schema if pipe.default_schema_name else None)
-    resources = _retried(settings, lambda: build_resources(source, tables, fresh, ahead))
+    first = [ahead]  # what was read ahead serves the first attempt; a retry reads anew
+    resources = _retried(
+        settings, lambda: build_resources(source, tables, fresh, first.pop() if first else None)
+    )
     for resource in resources:
         resource.add_map(names.tap(resource.name))
     if target.kind == "postgres":

@@ -249,13 +249,11 @@ def reflect_ahead(source: SourceSpec, tables: list[str]) -> Future[Reflected] | 
 
 
 def _reflected_ahead(ahead: Future[Reflected] | None, named: list[str]) -> Reflected | None:
-    """What :func:`reflect_ahead` found, if it covers ``named``."""
+    """What :func:`reflect_ahead` found, if it covers ``named``; its failure raised as
+    reflecting here would have raised it (the caller's next attempt reflects anew)."""
     if ahead is None:
         return None
-    try:
-        found = ahead.result()
-    except Exception:  # reflected again by the caller, within its retries, to raise
-        return None
+    found = ahead.result()
     return found if set(named) <= set(found[1]) else None
 
 

@@ -1,5 +1,5 @@
-"""A database source's tables reflected ahead, in the background: used only when that
-reflection covers every table, else reflected again (and a failure raised then)."""
+"""A database source's tables reflected ahead, in the background: used when that
+reflection covers every table, else reflected again; its failure is the attempt's."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def test_resources_take_the_reflection_done_ahead_or_reflect_again(tmp_path: Pat
     failed.set_exception(ConnectionError("connection cut"))
     partial: Future[database.Reflected] = Future()
     partial.set_result(({}, {"orders": ("id",)}))
-    for given in (ahead, failed, partial, None):
+    with pytest.raises(ConnectionError, match="connection cut"):  # as if reflected here
+        database.resources(spec, ["orders", "notes"], ahead=failed)
+    for given in (ahead, partial, None):
         built = database.resources(spec, ["orders", "notes"], ahead=given)
         # The keys decide the defaults: merged on the primary key, else replaced.
         assert [(r.name, r.write_disposition) for r in built] == [
