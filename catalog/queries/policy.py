@@ -30,6 +30,7 @@ reverse right round row row_number sign split_part sqrt starts_with stddev stdde
 stddev_samp str_position str_to_time substring sum time_to_str timestamp_from_parts
 timestamp_trunc timezone to_json translate trim trunc try_cast upper uuid variance
 variance_pop now current_time currenttime currentdate currenttimestamp regexp_like
+date_trunc string_agg
 """
 
 _DUCKDB = """
@@ -43,7 +44,7 @@ regexp_like second sha2 split struct time_from_parts time_to_unix to_base64 to_c
 to_date transform typeof unicode unix_to_time week year yearweek list_value
 list_contains list_filter list_sort list_distinct string_split epoch epoch_ms
 make_date make_timestamp make_time strftime strptime time_bucket today to_timestamp
-columns
+columns list_transform regexp_matches
 """
 
 _POSTGRES = """

@@ -16,18 +16,19 @@ import re
 import secrets
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
-import sqlglot
 from sqlglot import Dialect, TokenType, exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
+from catalog.queries import splice
 from catalog.queries.errors import QueryRejected
 from catalog.queries.policy import ALLOWED_FUNCTIONS, Engine, is_denied
+from catalog.queries.resolve import columns_used
 
 DIALECTS = ("duckdb", "postgres")
 MEMO_SIZE = 2048
@@ -234,39 +235,51 @@ def _validate(
     _check_written_names(tokens)
     tree = _one_statement(sql, read, tokens)
     _check_statement(tree, sql)
-    _check_nodes(tree, engine)
-    names = _parameters(tree, params)
-    tables = _qualify_tables(tree, known, engine)
+    found = _inspect(tree, engine)
+    names = _parameters(found.placeholders, params)
+    tables = _qualify_tables(found.tables, known, engine)
     rows = min(limit, cap) if limit is not None else cap
-    tree = _limited(tree, rows, engine)
-    shown, bindable = _render(tree, engine, names)
-    # The cache key: sqlglot's writing of the statement (whitespace, keyword case and
-    # comments gone). PostgreSQL folds unquoted names, so they are folded here too;
-    # DuckDB keeps their spelling as result column names, so it is kept.
-    canonical = (
-        normalize_identifiers(tree.copy(), dialect=engine).sql(
-            dialect=engine, comments=False, copy=False
+    columns = columns_used(found.columns, found.stars, tables.relations, tables.ctes, engine)
+    shown = None
+    if read == engine and not names:
+        shown = _spliced(sql, tokens, tree, found, tables, rows, engine)
+    if shown is not None:
+        canonical = bindable = shown
+    else:
+        tree = _limited(tree, rows, engine)
+        shown, bindable = _render(tree, engine, names)
+        # The cache key: sqlglot's writing of the statement (whitespace, keyword case
+        # and comments gone). PostgreSQL folds unquoted names, so they are folded here
+        # too; DuckDB keeps their spelling as result column names, so it is kept.
+        canonical = (
+            normalize_identifiers(tree.copy(), dialect=engine).sql(
+                dialect=engine, comments=False, copy=False
+            )
+            if engine == "postgres"
+            else shown
         )
-        if engine == "postgres"
-        else shown
-    )
-    # From here on the tree is changed in place (cheaper than a copy).
-    columns = _columns_used(tree, known, engine)
+    if columns is None:  # a shape the resolver does not model: sqlglot's qualify
+        columns = _columns_used(tree, known, engine)  # (changes the tree in place)
     return ValidatedQuery(
         engine=engine,
         sql=shown,
         canonical=canonical,
         limit=rows,
-        tables=tables,
+        tables=tables.names,
         columns=columns,
         parameters=tuple(sorted(names)),
         bind_sql=bindable,
     )
 
 
+@cache
+def _dialect(name: str) -> Dialect:
+    return Dialect.get_or_raise(name)
+
+
 def _tokens(sql: str, dialect: str) -> list[Any]:
     try:
-        return list(sqlglot.tokenize(sql, read=dialect))
+        return _dialect(dialect).tokenize(sql)
     except (TokenError, SqlglotError, RecursionError) as exc:
         raise QueryRejected(f"The SQL cannot be read: {_first_line(exc)}") from None
 
@@ -303,7 +316,7 @@ STATEMENT_VERBS = frozenset(_VERBS.split())
 
 def _one_statement(sql: str, dialect: str, tokens: list[Any]) -> exp.Expr:
     try:
-        parsed = Dialect.get_or_raise(dialect).parser().parse(tokens, sql)
+        parsed = _dialect(dialect).parser().parse(tokens, sql)
         statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
     except ParseError as exc:
         if tokens and tokens[0].text.upper() in STATEMENT_VERBS:
@@ -351,23 +364,79 @@ def _check_statement(tree: exp.Expr, sql: str) -> None:
         )
 
 
-def _check_nodes(tree: exp.Expr, engine: Engine) -> None:
+@dataclass
+class _Found:
+    """What one walk over the checked tree collected for the steps after it."""
+
+    tables: list[exp.Table] = field(default_factory=list)
+    columns: list[exp.Column] = field(default_factory=list)
+    stars: list[exp.Star] = field(default_factory=list)
+    placeholders: list[exp.Expr] = field(default_factory=list)
+    identifiers: set[int] = field(default_factory=set)  # where each name starts
+
+
+# What the walk does with a node, by its type (worked out once per type).
+_REFUSE, _QUERY, _TABLE, _UNNEST, _FUNC, _COLUMN, _STAR, _PLACEHOLDER, _NAME, _OTHER = range(10)
+_KINDS: dict[type, int] = {}
+
+
+def _kind(node_type: type) -> int:
+    if node_type in _STATEMENT_WORDS or issubclass(node_type, exp.Command | exp.DML | exp.DDL):
+        return _REFUSE
+    for kind, types in (
+        (_QUERY, exp.Select | exp.SetOperation),
+        (_TABLE, exp.Table),
+        (_UNNEST, exp.Unnest),
+        (_COLUMN, exp.Column),
+        (_STAR, exp.Star),
+        (_PLACEHOLDER, exp.Placeholder | exp.Parameter),
+        (_NAME, exp.Identifier),
+    ):
+        if issubclass(node_type, types):
+            return kind
+    if issubclass(node_type, exp.Func) and not issubclass(node_type, exp.Connector):
+        return _FUNC
+    return _OTHER
+
+
+def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
+    """Refuse what a read-only query may not contain, collecting what later steps use."""
     allowed = ALLOWED_FUNCTIONS[engine]
+    found = _Found()
+    node: Any  # typed by its kind, without a cast per node
     for node in tree.walk():
-        if type(node) in _STATEMENT_WORDS or isinstance(node, exp.Command | exp.DML | exp.DDL):
-            raise QueryRejected(
-                f"Only reading is allowed; the query contains {_describe(node, '')}"
-            )
-        if isinstance(node, exp.Select | exp.SetOperation):
+        node_type = type(node)
+        kind = _KINDS.get(node_type)
+        if kind is None:
+            kind = _KINDS[node_type] = _kind(node_type)
+        if kind == _OTHER:
+            continue
+        if kind == _NAME:
+            meta = node._meta  # set when parsed from a token
+            if meta is not None and "start" in meta:
+                found.identifiers.add(meta["start"])
+        elif kind == _COLUMN:
+            found.columns.append(node)
+        elif kind == _TABLE:
+            if not isinstance(node.this, exp.Identifier):
+                raise QueryRejected("Table functions are not allowed; read tables by name")
+            found.tables.append(node)
+        elif kind == _STAR:
+            found.stars.append(node)
+        elif kind == _PLACEHOLDER:
+            found.placeholders.append(node)
+        elif kind == _QUERY:
             if node.args.get("into"):
                 raise QueryRejected("SELECT … INTO creates a table; only reading is allowed")
             if node.args.get("locks"):
                 raise QueryRejected("Locking clauses (FOR UPDATE / FOR SHARE) are not allowed")
-        if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
-            raise QueryRejected("Table functions are not allowed; read tables by name")
-        if isinstance(node, exp.Unnest) and isinstance(node.parent, exp.From | exp.Join):
-            raise QueryRejected("Table functions are not allowed; read tables by name")
-        if isinstance(node, exp.Func) and not isinstance(node, exp.Connector):
+        elif kind == _REFUSE:
+            raise QueryRejected(
+                f"Only reading is allowed; the query contains {_describe(node, '')}"
+            )
+        else:  # a function call
+            if kind == _UNNEST and isinstance(node.parent, exp.From | exp.Join):
+                raise QueryRejected("Table functions are not allowed; read tables by name")
             name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
             if isinstance(node.parent, exp.Dot) and node.parent.expression is node:
                 raise QueryRejected(
@@ -379,12 +448,13 @@ def _check_nodes(tree: exp.Expr, engine: Engine) -> None:
                     f"Function {name.lower()!r} is not on the list of functions ad hoc "
                     f"queries may call on {engine}"
                 )
+    return found
 
 
-def _parameters(tree: exp.Expr, params: Mapping[str, Any] | None) -> set[str]:
+def _parameters(nodes: Iterable[exp.Expr], params: Mapping[str, Any] | None) -> set[str]:
     given = dict(params or {})
     used: set[str] = set()
-    for node in list(tree.find_all(exp.Placeholder, exp.Parameter)):
+    for node in nodes:
         name = _parameter_name(node)
         if name is None:
             raise QueryRejected(
@@ -429,12 +499,13 @@ def _name_key(identifier: exp.Expr | None, engine: Engine) -> str:
     return identifier.name
 
 
-def _visible_ctes(table: exp.Table, engine: Engine) -> set[str]:
-    """The CTE names ``table`` can refer to where it stands: those of every enclosing
-    WITH whose body holds it, and within a WITH only the CTEs defined before the one it
-    is in. A RECURSIVE CTE sees its own name only in the recursive term (the right of
-    its UNION): anywhere else the engine reads a real table of that name."""
-    names: set[str] = set()
+def _visible_ctes(table: exp.Table, engine: Engine) -> dict[str, exp.Expr]:
+    """The CTEs ``table`` can refer to where it stands, by name: those of every
+    enclosing WITH whose body holds it, and within a WITH only the CTEs defined before
+    the one it is in (the innermost of a name wins). A RECURSIVE CTE sees its own name
+    only in the recursive term (the right of its UNION): anywhere else the engine reads
+    a real table of that name."""
+    names: dict[str, exp.Expr] = {}
     child: exp.Expr = table
     node = table.parent
     while node is not None:
@@ -442,15 +513,16 @@ def _visible_ctes(table: exp.Table, engine: Engine) -> set[str]:
             for cte in node.expressions:
                 if cte is child:
                     if node.args.get("recursive") and _in_recursive_term(table, cte):
-                        names.add(_cte_name(cte, engine))
+                        names.setdefault(_cte_name(cte, engine), cte)
                     break
-                names.add(_cte_name(cte, engine))
+                names.setdefault(_cte_name(cte, engine), cte)
         else:
             with_ = node.args.get("with_")
             if isinstance(with_, exp.With) and child is not with_:
-                names.update(_cte_name(cte, engine) for cte in with_.expressions)
+                for cte in with_.expressions:
+                    names.setdefault(_cte_name(cte, engine), cte)
         child, node = node, node.parent
-    names.discard("")
+    names.pop("", None)
     return names
 
 
@@ -472,16 +544,30 @@ def _in_recursive_term(table: exp.Table, cte: exp.Expr) -> bool:
     return False
 
 
-def _qualify_tables(tree: exp.Expr, known: KnownTables, engine: Engine) -> tuple[str, ...]:
+@dataclass
+class _Tables:
+    """The tables a query reads, and how each reference was resolved."""
+
+    names: tuple[str, ...]  # schema.table of each catalog relation, in order
+    relations: dict[int, tuple[str, tuple[str, ...]]]  # Table node id -> name, columns
+    ctes: dict[int, exp.Expr]  # Table node id -> the CTE it names
+    edits: dict[int, splice.Edit] | None  # the text of each reference, qualified
+
+
+def _qualify_tables(tables: Iterable[exp.Table], known: KnownTables, engine: Engine) -> _Tables:
     used: dict[str, None] = {}
-    for table in list(tree.find_all(exp.Table)):
+    resolved = _Tables((), {}, {}, {})
+    for table in tables:
         name, schema = table.name, table.db or None
         if table.catalog:
             raise QueryRejected(
                 f"Name tables as schema.table; {table.sql()!r} names a database too"
             )
-        if schema is None and _name_key(table.this, engine) in _visible_ctes(table, engine):
-            continue
+        if schema is None:
+            cte = _visible_ctes(table, engine).get(_name_key(table.this, engine))
+            if cte is not None:
+                resolved.ctes[id(table)] = cte
+                continue
         found = known.find(schema, name)
         if not found:
             raise _unknown_table(schema, name, known)
@@ -489,10 +575,74 @@ def _qualify_tables(tree: exp.Expr, known: KnownTables, engine: Engine) -> tuple
             options = " or ".join(r.qualified for r in found)
             raise QueryRejected(f"Table {name!r} is in several schemas; write {options}")
         relation = found[0]
+        resolved.relations[id(table)] = (relation.qualified, relation.columns)
+        resolved.edits = _table_edit(resolved.edits, table, relation, engine)
         table.set("db", exp.to_identifier(relation.schema))
         table.set("this", exp.to_identifier(relation.name))
         used[relation.qualified] = None
-    return tuple(used)
+    resolved.names = tuple(used)
+    return resolved
+
+
+def _table_edit(
+    edits: dict[int, splice.Edit] | None, table: exp.Table, relation: Relation, engine: Engine
+) -> dict[int, splice.Edit] | None:
+    """``edits`` with this reference's text replaced by the relation's qualified name
+    (``None`` when the reference was not read from the SQL text)."""
+    if edits is None:
+        return None
+    parts = [table.args.get(part) for part in ("db", "this")]
+    metas = [part._meta for part in parts if part is not None]
+    if not metas or not all(meta and "start" in meta for meta in metas):
+        return None
+    reserved = _reserved(engine)
+    edits[metas[0]["start"]] = (
+        metas[-1]["end"],
+        f"{splice.quoted(relation.schema, reserved)}.{splice.quoted(relation.name, reserved)}",
+    )
+    return edits
+
+
+@cache
+def _reserved(engine: Engine) -> frozenset[str]:
+    """Words sqlglot reads as keywords in ``engine``'s SQL: names spelled so are quoted."""
+    return frozenset(_dialect(engine).tokenizer_class.KEYWORDS)
+
+
+def _spliced(
+    sql: str,
+    tokens: list[Any],
+    tree: exp.Expr,
+    found: _Found,
+    tables: _Tables,
+    rows: int,
+    engine: Engine,
+) -> str | None:
+    """The SQL as it will run, written from the user's tokens (see :mod:`.splice`), or
+    ``None`` when it must be regenerated from the tree."""
+    if tables.edits is None or not isinstance(tree, exp.Select | exp.SetOperation):
+        return None
+    edits = dict(tables.edits)
+    suffix, wrap = f" LIMIT {rows + 1}", False
+    limit = tree.args.get("limit")
+    if limit is not None:
+        written = limit.expression if isinstance(limit, exp.Limit) else None
+        meta = written._meta if isinstance(written, exp.Literal) else None
+        if written is not None and written.is_int and meta and not limit.args.get("offset"):
+            edits[meta["start"]] = (meta["end"], str(min(int(written.name), rows + 1)))
+            suffix = ""
+        else:  # LIMIT ALL, an expression, FETCH …: the engine applies it, then ours
+            wrap = True
+    return splice.render(
+        sql,
+        tokens,
+        engine=engine,
+        identifiers=found.identifiers,
+        edits=edits,
+        allowed=ALLOWED_FUNCTIONS[engine],
+        suffix=suffix,
+        wrap=wrap,
+    )
 
 
 def _unknown_table(schema: str | None, name: str, known: KnownTables) -> QueryRejected:

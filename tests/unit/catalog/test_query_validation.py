@@ -618,7 +618,7 @@ def test_a_schema_prefix_alias_resolves(engine: Engine) -> None:
         engine=engine,
     )
     assert query.tables == ("t1_marts.orders", "t1_staging.stg_orders")
-    assert "FROM t1_marts.orders AS o JOIN t1_staging.stg_orders AS s" in query.sql
+    assert "FROM t1_marts.orders o JOIN t1_staging.stg_orders s" in query.sql
     assert validate("select * from t1_marts.orders", PREFIXED, engine=engine).tables == (
         "t1_marts.orders",
     )
