@@ -28,7 +28,7 @@ from sqlglot.parser import Parser
 
 from catalog.queries.policy import Engine
 
-_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _OPERATORS = frozenset(("(", ")", ",", ".", "*", "+", "-", "/", "%", "=", "<>", "!=", "<"))
 _OPERATORS |= {"<=", ">", ">=", "||", "::", "[", "]"}
 # Words that stand before "(" without calling a function: clauses, which a space
@@ -66,11 +66,22 @@ def render(
     ``suffix`` goes at the end; ``wrap`` puts the query in ``SELECT * FROM (…) AS q``
     first. ``allowed`` are the function names (lower case) that may run as written.
 
-    One loop, no call per token: this runs for every query seen for the first time.
+    One loop with no call per token: this runs for every query seen for the first time.
     """
     out: list[str] = []
-    previous = ""  # the last text written
-    after_number = after_name = False
+    append = out.append
+    fold = engine == "postgres"
+    starts = sorted(edits)
+    starts.append(-1)
+    next_edit, edit_index = starts[0], 0
+    glue, rules, keywords = _GLUE.get, _RULES, _KEYWORDS
+    var, string, quoted_name, paren = (
+        TokenType.VAR,
+        TokenType.STRING,
+        TokenType.IDENTIFIER,
+        TokenType.L_PAREN,
+    )
+    after = _OPEN  # how the previous token binds the next one
     last = -2  # where the previous token ended in ``sql``
     skip_to = -1  # the end of the edit being applied
     count = len(tokens)
@@ -78,112 +89,130 @@ def render(
         start = token.start
         if start <= skip_to:
             continue
-        number = name = False
-        edit = edits.get(start)
-        if edit is not None:
-            skip_to, text = edit
-            end = skip_to
+        if start == next_edit:
+            skip_to, text = edits[start]
+            edit_index += 1
+            next_edit = starts[edit_index]
+            before, then, end = _SPACE, _NAME, skip_to
         else:
+            kind = token.token_type
             end = token.end
             raw = sql[start : end + 1]
-            kind = token.token_type
-            lexeme = _LEXEMES.get(kind, _WORDS)
-            if lexeme == _PUNCTUATION:
-                if raw not in _OPERATORS:
-                    return None
-                text = raw
-            elif lexeme == _STRINGS:  # no backslash: no engine reads it as an escape
+            before, then = glue(kind, _WORD_GLUE)
+            if before == _WORD:
+                # A name or a keyword. Before "(" it may be a call: the engine runs the
+                # name as written, so that name must be on the allow-list too, not only
+                # the one sqlglot read it as.
+                call = index + 1 < count and tokens[index + 1].token_type is paren
+                if kind is var or start in identifiers:
+                    if not (raw.isidentifier() and raw.isascii()):
+                        return None
+                    if call and start not in identifiers:
+                        text = raw.upper()
+                        if raw.lower() not in allowed and text not in _SYNTAX_BEFORE_PAREN:
+                            return None
+                    else:
+                        text = raw.lower() if fold else raw
+                else:
+                    word = keywords.get(raw) if raw == token.text else None
+                    if word is None:
+                        word = _keyword(raw, token.text)
+                        if word is None:
+                            return None
+                    text = word
+                    if call and text not in _SYNTAX_BEFORE_PAREN and text.lower() not in allowed:
+                        # Not a call after all: a type and its size (AS NUMERIC(12, 2))
+                        if kind not in Parser.TYPE_TOKENS or index == 0:
+                            return None
+                        if tokens[index - 1].token_type not in _CAST_MARKS:
+                            return None
+                before = _SPACE
+                if text in _CLAUSES_BEFORE_PAREN:
+                    then = _PLAIN
+            elif kind is string:  # no backslash: no engine reads an escape in it
                 if "\\" in raw or raw != "'" + token.text.replace("'", "''") + "'":
                     return None
                 text = raw
-            elif lexeme == _QUOTED_NAMES:
+            elif kind is quoted_name:
                 if raw != '"' + token.text.replace('"', '""') + '"':
                     return None
                 text = raw
-            elif lexeme == _NUMBERS:
-                if not _NUMBER.match(raw):
+            elif before == _NUMBER_FIRST:
+                if not _DECIMAL.match(raw):
                     return None
-                text, number = raw, True
-            elif lexeme == _END:  # the statement's closing semicolon
+                text = raw
+            elif before == _END:  # the statement's closing semicolon
                 last = end
                 continue
+            elif raw in _OPERATORS:
+                text = raw
             else:
-                call = index + 1 < count and tokens[index + 1].token_type is TokenType.L_PAREN
-                word = _word(raw, token, kind, start in identifiers, call, engine, allowed)
-                if word is None:
-                    return None
-                if call and word not in _SYNTAX_BEFORE_PAREN and word.lower() not in allowed:
-                    # Not a call after all: a type with its size (``AS NUMERIC(12, 2)``)
-                    if kind not in Parser.TYPE_TOKENS or index == 0:
-                        return None
-                    if tokens[index - 1].token_type not in (TokenType.ALIAS, TokenType.DCOLON):
-                        return None
-                text, name = word, word.upper() not in _CLAUSES_BEFORE_PAREN
+                return None
         if out:
             # One space between tokens, except beside punctuation that stands alone in
             # every engine's reading, where SQL style leaves none (f(x), a.b, x::int,
-            # a, b). A space is never dropped between two operators: - -1 stays - - 1.
-            if text == "." or previous == ".":
-                spaced = after_number or number  # 1 . 5 is not 1.5
-            elif text in _TIGHT_BEFORE or previous in _TIGHT_AFTER:
-                spaced = False
-            elif text == "(":
-                spaced = not after_name
-            elif text == "[":
+            # a, b). No space is dropped between operators: - -1 is written - - 1.
+            spaced = rules[after + before]
+            if spaced == _IF_GAP:
                 spaced = start > last + 1
-            else:
-                spaced = True
             if spaced:
-                out.append(" ")
-        out.append(text)
-        previous, after_number, after_name, last = text, number, name, end
+                append(" ")
+        append(text)
+        after, last = then, end
     body = "".join(out)
     if wrap:
         body = f"SELECT * FROM ({body}) AS q"  # noqa: S608 - the checked query, spliced
     return body + suffix
 
 
-def _word(
-    raw: str,
-    token: Any,
-    kind: TokenType,
-    identifier: bool,
-    call: bool,
-    engine: Engine,
-    allowed: Collection[str],
-) -> str | None:
-    """A name or keyword as it is written back; ``None`` when it is not plain."""
-    if identifier or kind is TokenType.VAR:
-        if not (raw.isidentifier() and raw.isascii()):
-            return None
-        if call and not identifier:
-            # A function: the engine runs the name as written, so that name must be on
-            # the allow-list too, not only the one sqlglot read it as.
-            upper = raw.upper()
-            return upper if raw.lower() in allowed or upper in _SYNTAX_BEFORE_PAREN else None
-        return raw.lower() if engine == "postgres" else raw
-    written = raw.upper()  # a keyword, maybe of several words ("GROUP BY")
-    if written != token.text.upper():
+def _keyword(raw: str, text: str) -> str | None:
+    """A keyword as written back (upper case, one space between its words), or ``None``
+    when the text is not the keyword sqlglot read (a comment inside it, say)."""
+    written = raw.upper()
+    if written != text.upper():
         written = " ".join(written.split())
-        if written != token.text.upper():
+        if written != text.upper():
             return None
     if not written.replace(" ", "_").isidentifier() or not written.isascii():
         return None
+    if raw == text and len(_KEYWORDS) < 4096:
+        _KEYWORDS[raw] = written
     return written
 
 
-_STRINGS, _QUOTED_NAMES, _NUMBERS, _PUNCTUATION, _END, _WORDS = range(6)
-_LEXEMES = {
-    TokenType.STRING: _STRINGS,
-    TokenType.IDENTIFIER: _QUOTED_NAMES,
-    TokenType.NUMBER: _NUMBERS,
-    TokenType.SEMICOLON: _END,
+_KEYWORDS: dict[str, str] = {}  # keywords as written -> as written back
+
+# How a token binds its neighbours: the spacing before it (``_SPACE`` …), and what it
+# asks of the token after it (``_PLAIN`` …); ``_RULES[after + before]`` is the space.
+_SPACE, _TIGHT, _DOT, _PAREN, _BRACKET, _NUMBER_FIRST, _END, _WORD = range(8)
+_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER = range(0, 40, 8)
+_IF_GAP = 2  # as the user wrote it: "[" after a space is not a subscript
+_RULES = [1] * 40
+for _after in (_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER):
+    _RULES[_after + _TIGHT] = 0  # a, b   f(x)   x::int
+    _RULES[_after + _DOT] = 0  # a.b
+    _RULES[_after + _BRACKET] = _IF_GAP
+for _before in range(8):
+    _RULES[_OPEN + _before] = 0  # f(x   a[1   x::int
+    _RULES[_AFTER_DOT + _before] = 0  # a.b
+_RULES[_NUMBER + _DOT] = _RULES[_AFTER_DOT + _NUMBER_FIRST] = 1  # 1 . 5 is not 1.5
+_RULES[_NAME + _PAREN] = 0  # count(*)   NUMERIC(12, 2)
+_WORD_GLUE = (_WORD, _NAME)
+_GLUE: dict[TokenType, tuple[int, int]] = {
+    TokenType.VAR: _WORD_GLUE,
+    TokenType.STRING: (_SPACE, _PLAIN),
+    TokenType.IDENTIFIER: (_SPACE, _NAME),
+    TokenType.NUMBER: (_NUMBER_FIRST, _NUMBER),
+    TokenType.SEMICOLON: (_END, _PLAIN),
+    TokenType.COMMA: (_TIGHT, _PLAIN),
+    TokenType.R_PAREN: (_TIGHT, _PLAIN),
+    TokenType.R_BRACKET: (_TIGHT, _PLAIN),
+    TokenType.DCOLON: (_TIGHT, _OPEN),
+    TokenType.DOT: (_DOT, _AFTER_DOT),
+    TokenType.L_PAREN: (_PAREN, _OPEN),
+    TokenType.L_BRACKET: (_BRACKET, _OPEN),
     **dict.fromkeys(
         (
-            TokenType.L_PAREN,
-            TokenType.R_PAREN,
-            TokenType.COMMA,
-            TokenType.DOT,
             TokenType.STAR,
             TokenType.PLUS,
             TokenType.DASH,
@@ -196,15 +225,11 @@ _LEXEMES = {
             TokenType.GT,
             TokenType.GTE,
             TokenType.DPIPE,
-            TokenType.DCOLON,
-            TokenType.L_BRACKET,
-            TokenType.R_BRACKET,
         ),
-        _PUNCTUATION,
+        (_SPACE, _PLAIN),
     ),
 }
-_TIGHT_BEFORE = frozenset((",", ")", "]", ".", "::"))
-_TIGHT_AFTER = frozenset(("(", "[", ".", "::"))
+_CAST_MARKS = (TokenType.ALIAS, TokenType.DCOLON)
 
 
 def quoted(name: str, reserved: Collection[str]) -> str:
