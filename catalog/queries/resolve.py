@@ -39,13 +39,13 @@ class Unsure(Exception):
 
 
 class Source:
-    """What a FROM item offers: its columns by lookup key, and the relation behind it."""
+    """What a FROM item offers: its columns by lookup key, each with its full catalog
+    name (``schema.table.column``) when the item is a catalog relation, else ``None``."""
 
-    __slots__ = ("columns", "qualified")
+    __slots__ = ("columns",)
 
-    def __init__(self, columns: Mapping[str, str], qualified: str | None) -> None:
-        self.columns = columns  # lookup key -> the name as the catalog spells it
-        self.qualified = qualified  # schema.table of a catalog relation, else None
+    def __init__(self, columns: Mapping[str, str | None]) -> None:
+        self.columns = columns
 
 
 def key(identifier: exp.Expr | None, engine: Engine) -> str:
@@ -60,9 +60,12 @@ def key(identifier: exp.Expr | None, engine: Engine) -> str:
 
 
 @lru_cache(maxsize=4096)
-def keyed(names: tuple[str, ...], engine: Engine) -> Mapping[str, str]:
-    """Stored column names (exact spellings) by the key a written name is compared on."""
-    return {(name.lower() if engine == "duckdb" else name): name for name in names}
+def catalog_columns(
+    qualified: str, names: tuple[str, ...], engine: Engine
+) -> Mapping[str, str | None]:
+    """A relation's columns by the key a written name is compared on, each with its
+    full name (the catalog's exact spelling)."""
+    return {(name.lower() if engine == "duckdb" else name): f"{qualified}.{name}" for name in names}
 
 
 def columns_used(
@@ -99,6 +102,7 @@ class _Resolver:
         self.relations = relations
         self.ctes = ctes
         self.engine = engine
+        self.fold = engine == "duckdb"  # every name compared in lower case
         self.used: dict[str, None] = {}
         self._scopes: dict[int, tuple[dict[str, Source], frozenset[str]]] = {}
 
@@ -115,25 +119,31 @@ class _Resolver:
             self.read_all(source)
 
     def column(self, column: exp.Column) -> None:
-        if column.args.get("db") or column.args.get("catalog"):
+        args = column.args
+        if args.get("db") or args.get("catalog"):
             raise Unsure
         select, clause = _scope_of(column)
         sources, using = self.sources(select)
-        table = column.args.get("table")
-        if isinstance(column.this, exp.Star):  # t.*
+        table = args.get("table")
+        identifier = args.get("this")
+        if isinstance(identifier, exp.Star):  # t.*
             source = sources.get(key(table, self.engine))
             if source is None:
                 raise Unsure
             self.read_all(source)
             return
-        name = key(column.this, self.engine)
-        if not name:
+        if not isinstance(identifier, exp.Identifier):
             raise Unsure
+        name = identifier.this
+        if self.fold or not identifier.args.get("quoted"):
+            name = name.lower()
         if table is not None:
             source = sources.get(key(table, self.engine))
             if source is None or name not in source.columns:
                 raise Unsure  # an outer reference, a struct field, or an unknown column
-            self.read(source, name)
+            full = source.columns[name]
+            if full is not None:
+                self.used[full] = None
             return
         found = [s for s in sources.values() if name in s.columns]
         if len(found) == 1 or (found and name in using):
@@ -145,29 +155,28 @@ class _Resolver:
             raise Unsure
 
     def read(self, source: Source, name: str) -> None:
-        if source.qualified is not None:
-            self.used[f"{source.qualified}.{source.columns[name]}"] = None
+        full = source.columns[name]
+        if full is not None:
+            self.used[full] = None
 
     def read_all(self, source: Source) -> None:
-        if source.qualified is not None:
-            for name in source.columns.values():
-                self.used[f"{source.qualified}.{name}"] = None
+        for full in source.columns.values():
+            if full is not None:
+                self.used[full] = None
 
     def sources(self, select: exp.Select) -> tuple[dict[str, Source], frozenset[str]]:
         """The FROM items of ``select`` by alias, and the names joined with USING."""
         known = self._scopes.get(id(select))
         if known is not None:
             return known
-        if any(select.args.get(arg) for arg in _UNMODELLED_SELECT):
-            raise Unsure
+        _model(select, _UNMODELLED_SELECT)
         sources: dict[str, Source] = {}
         using: set[str] = set()
         from_ = select.args.get("from_")
         if from_ is not None:
             self._add(sources, from_.this)
         for join in select.args.get("joins") or ():
-            if any(join.args.get(arg) for arg in _UNMODELLED_JOIN):
-                raise Unsure  # NATURAL, ASOF and friends
+            _model(join, _UNMODELLED_JOIN)  # not NATURAL, ASOF and friends
             previous = list(sources.values())
             added = self._add(sources, join.this)
             for identifier in join.args.get("using") or ():
@@ -188,23 +197,22 @@ class _Resolver:
         if isinstance(alias, exp.TableAlias) and alias.args.get("columns"):
             raise Unsure  # AS t(a, b): renamed columns
         if isinstance(item, exp.Table):
-            if any(item.args.get(arg) for arg in _UNMODELLED_TABLE):
-                raise Unsure
+            _model(item, _UNMODELLED_TABLE)
             name = key(alias.this if alias else item.this, self.engine)
             relation = self.relations.get(id(item))
             cte = self.ctes.get(id(item))
             if relation is not None:
-                source = Source(keyed(relation[1], self.engine), relation[0])
+                source = Source(catalog_columns(*relation, self.engine))
             elif cte is not None:
                 cte_alias = cte.args.get("alias")
                 if cte_alias is not None and cte_alias.args.get("columns"):
                     raise Unsure  # WITH t(a, b) AS (…): renamed columns
-                source = Source(_outputs(cte.this, self.engine), None)
+                source = Source(_outputs(cte.this, self.engine))
             else:
                 raise Unsure
         elif isinstance(item, exp.Subquery) and alias is not None:
             name = key(alias.this, self.engine)
-            source = Source(_outputs(item.this, self.engine), None)
+            source = Source(_outputs(item.this, self.engine))
         else:
             raise Unsure  # VALUES, LATERAL, a table function (refused earlier anyway)
         if not name or name in sources:
@@ -213,26 +221,49 @@ class _Resolver:
         return source
 
 
+def _model(node: exp.Expr, unmodelled: tuple[str, ...]) -> None:
+    """Raise Unsure when ``node`` has any of the ``unmodelled`` parts."""
+    args = node.args
+    for arg in unmodelled:
+        if args.get(arg):
+            raise Unsure
+
+
 def _scope_of(column: exp.Column) -> tuple[exp.Select, str]:
     """The SELECT whose FROM a column is resolved against, and the clause it is in."""
     child: exp.Expr = column
     node = column.parent
     while node is not None:
-        if isinstance(node, exp.Select):
-            return node, child.arg_key or ""
-        if isinstance(node, exp.SetOperation | exp.Lambda):
+        bound = _BOUNDS.get(type(node))
+        if bound is None:
+            bound = _BOUNDS[type(node)] = _bound(type(node))
+        if bound is _SCOPE:
+            return node, child.arg_key or ""  # type: ignore[return-value]
+        if bound is _UNSURE:
             raise Unsure  # a set operation's ORDER BY, or a lambda's body
         child, node = node, node.parent
     raise Unsure
 
 
-def _output_names(query: exp.Expr, engine: Engine) -> dict[str, str]:
+_SCOPE, _UNSURE, _THROUGH = "scope", "unsure", "through"
+_BOUNDS: dict[type, str] = {}
+
+
+def _bound(node_type: type) -> str:
+    if issubclass(node_type, exp.Select):
+        return _SCOPE
+    if issubclass(node_type, exp.SetOperation | exp.Lambda):
+        return _UNSURE
+    return _THROUGH
+
+
+def _output_names(query: exp.Expr, engine: Engine) -> dict[str, str | None]:
     """The names a query's output columns go by (each by its lookup key)."""
     if isinstance(query, exp.SetOperation):
         return _output_names(query.this, engine)
     if not isinstance(query, exp.Select):
         raise Unsure
-    names: dict[str, str] = {}
+    names: dict[str, str | None] = {}
     for projection in query.expressions:
         if isinstance(projection, exp.Star) or (
             isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
@@ -246,9 +277,9 @@ def _output_names(query: exp.Expr, engine: Engine) -> dict[str, str]:
             continue  # an unnamed expression: the engine names it, nobody refers to it
         name = key(identifier, engine)
         if name:
-            names[name] = name
+            names[name] = None  # not a catalog column: the engine computes it
     return names
 
 
-def _outputs(query: exp.Expr, engine: Engine) -> Mapping[str, str]:
+def _outputs(query: exp.Expr, engine: Engine) -> Mapping[str, str | None]:
     return _output_names(query.unnest() if isinstance(query, exp.Subquery) else query, engine)

@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from typing import Any
 
 from sqlglot import Dialect, TokenType, exp
@@ -30,7 +30,7 @@ from sqlglot.tokens import Tokenizer
 
 from catalog.queries import splice
 from catalog.queries.errors import QueryRejected
-from catalog.queries.policy import ALLOWED_FUNCTIONS, Engine, is_denied
+from catalog.queries.policy import ALLOWED_FUNCTIONS, Engine, is_denied, may_name_denied
 from catalog.queries.resolve import columns_used
 
 DIALECTS = ("duckdb", "postgres")
@@ -235,12 +235,13 @@ def _validate(
     if "\x00" in sql:
         raise QueryRejected("The SQL contains a NUL character")
     tokens = _tokens(sql, read)
-    _check_written_names(tokens)
+    if may_name_denied(sql):
+        _check_written_names(tokens)
     tree = _one_statement(sql, read, tokens)
     _check_statement(tree, sql)
     found = _inspect(tree, engine)
     names = _parameters(found.placeholders, params)
-    tables = _qualify_tables(found.tables, known, engine)
+    tables = _qualify_tables(found.tables, known, engine, found.ctes)
     rows = min(limit, cap) if limit is not None else cap
     columns = columns_used(found.columns, found.stars, tables.relations, tables.ctes, engine)
     shown = None
@@ -249,6 +250,7 @@ def _validate(
     if shown is not None:
         canonical = bindable = shown
     else:
+        tables.write_into_tree()
         tree = _limited(tree, rows, engine)
         shown, bindable = _render(tree, engine, names)
         # The cache key: sqlglot's writing of the statement (whitespace, keyword case
@@ -262,6 +264,7 @@ def _validate(
             else shown
         )
     if columns is None:  # a shape the resolver does not model: sqlglot's qualify
+        tables.write_into_tree()
         columns = _columns_used(tree, known, engine)  # (changes the tree in place)
     return ValidatedQuery(
         engine=engine,
@@ -400,10 +403,13 @@ class _Found:
     stars: list[exp.Star] = field(default_factory=list)
     placeholders: list[exp.Expr] = field(default_factory=list)
     identifiers: set[int] = field(default_factory=set)  # where each name starts
+    ctes: bool = False  # whether the query has a WITH
 
 
 # What the walk does with a node, by its type (worked out once per type).
-_REFUSE, _QUERY, _TABLE, _UNNEST, _FUNC, _COLUMN, _STAR, _PLACEHOLDER, _NAME, _OTHER = range(10)
+_REFUSE, _QUERY, _TABLE, _UNNEST, _FUNC, _COLUMN, _STAR, _PLACEHOLDER, _NAME, _WITH, _OTHER = range(
+    11
+)
 _KINDS: dict[type, int] = {}
 
 
@@ -418,6 +424,7 @@ def _kind(node_type: type) -> int:
         (_STAR, exp.Star),
         (_PLACEHOLDER, exp.Placeholder | exp.Parameter),
         (_NAME, exp.Identifier),
+        (_WITH, exp.With),
     ):
         if issubclass(node_type, types):
             return kind
@@ -452,6 +459,8 @@ def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
             found.stars.append(node)
         elif kind == _PLACEHOLDER:
             found.placeholders.append(node)
+        elif kind == _WITH:
+            found.ctes = True
         elif kind == _QUERY:
             if node.args.get("into"):
                 raise QueryRejected("SELECT … INTO creates a table; only reading is allowed")
@@ -579,22 +588,37 @@ class _Tables:
     relations: dict[int, tuple[str, tuple[str, ...]]]  # Table node id -> name, columns
     ctes: dict[int, exp.Expr]  # Table node id -> the CTE it names
     edits: dict[int, splice.Edit] | None  # the text of each reference, qualified
+    found: list[tuple[exp.Table, Relation]]  # each reference and its relation
+
+    def write_into_tree(self) -> None:
+        """Name each relation in full in the tree itself (for sqlglot to write or
+        qualify the query), once."""
+        for table, relation in self.found:
+            table.set("db", exp.to_identifier(relation.schema))
+            table.set("this", exp.to_identifier(relation.name))
+        self.found = []
 
 
-def _qualify_tables(tables: Iterable[exp.Table], known: KnownTables, engine: Engine) -> _Tables:
+def _qualify_tables(
+    tables: Iterable[exp.Table], known: KnownTables, engine: Engine, ctes: bool
+) -> _Tables:
+    """Each table reference resolved: to a CTE in scope (when the query has ``ctes``) or
+    to one readable relation, else refused with the reason."""
     used: dict[str, None] = {}
-    resolved = _Tables((), {}, {}, {})
+    resolved = _Tables((), {}, {}, {}, [])
     for table in tables:
-        name, schema = table.name, table.db or None
-        if table.catalog:
+        args = table.args
+        identifier, db = args["this"], args.get("db")
+        if args.get("catalog"):
             raise QueryRejected(
                 f"Name tables as schema.table; {table.sql()!r} names a database too"
             )
-        if schema is None:
-            cte = _visible_ctes(table, engine).get(_name_key(table.this, engine))
+        if db is None and ctes:
+            cte = _visible_ctes(table, engine).get(_name_key(identifier, engine))
             if cte is not None:
                 resolved.ctes[id(table)] = cte
                 continue
+        name, schema = identifier.this, db.name if db is not None else None
         found = known.find(schema, name)
         if not found:
             raise _unknown_table(schema, name, known)
@@ -603,31 +627,25 @@ def _qualify_tables(tables: Iterable[exp.Table], known: KnownTables, engine: Eng
             raise QueryRejected(f"Table {name!r} is in several schemas; write {options}")
         relation = found[0]
         resolved.relations[id(table)] = (relation.qualified, relation.columns)
-        resolved.edits = _table_edit(resolved.edits, table, relation, engine)
-        table.set("db", exp.to_identifier(relation.schema))
-        table.set("this", exp.to_identifier(relation.name))
+        resolved.found.append((table, relation))
+        edits = resolved.edits
+        if edits is not None:
+            start = (db or identifier)._meta
+            end = identifier._meta
+            if start and end and "start" in start and "end" in end:
+                edits[start["start"]] = (end["end"], _written(relation, engine))
+            else:  # not read from the SQL text
+                resolved.edits = None
         used[relation.qualified] = None
     resolved.names = tuple(used)
     return resolved
 
 
-def _table_edit(
-    edits: dict[int, splice.Edit] | None, table: exp.Table, relation: Relation, engine: Engine
-) -> dict[int, splice.Edit] | None:
-    """``edits`` with this reference's text replaced by the relation's qualified name
-    (``None`` when the reference was not read from the SQL text)."""
-    if edits is None:
-        return None
-    parts = [table.args.get(part) for part in ("db", "this")]
-    metas = [part._meta for part in parts if part is not None]
-    if not metas or not all(meta and "start" in meta for meta in metas):
-        return None
+@lru_cache(maxsize=1024)
+def _written(relation: Relation, engine: Engine) -> str:
+    """A relation's qualified name as SQL text in ``engine``'s dialect."""
     reserved = _reserved(engine)
-    edits[metas[0]["start"]] = (
-        metas[-1]["end"],
-        f"{splice.quoted(relation.schema, reserved)}.{splice.quoted(relation.name, reserved)}",
-    )
-    return edits
+    return f"{splice.quoted(relation.schema, reserved)}.{splice.quoted(relation.name, reserved)}"
 
 
 @cache
