@@ -16,7 +16,6 @@ resolver can make a query faster, never accept one ``qualify`` refuses.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 
 from sqlglot import exp
 
@@ -59,7 +58,6 @@ def key(identifier: exp.Expr | None, engine: Engine) -> str:
     return name
 
 
-@lru_cache(maxsize=4096)
 def catalog_columns(
     qualified: str, names: tuple[str, ...], engine: Engine
 ) -> Mapping[str, str | None]:
@@ -71,15 +69,16 @@ def catalog_columns(
 def columns_used(
     columns: Iterable[exp.Column],
     stars: Iterable[exp.Star],
-    relations: Mapping[int, tuple[str, tuple[str, ...]]],
+    relations: Mapping[int, Mapping[str, str | None]],
     ctes: Mapping[int, exp.Expr],
     engine: Engine,
 ) -> tuple[str, ...] | None:
     """``schema.table.column`` for every catalog column the query reads, or ``None``.
 
     ``columns`` and ``stars`` are the query's Column and Star nodes; ``relations``
-    maps each Table node that reads the catalog (by ``id``) to its qualified name and
-    columns; ``ctes`` maps each Table node that names a CTE to that CTE.
+    maps each Table node that reads the catalog (by ``id``) to its columns, as
+    :func:`catalog_columns` gives them; ``ctes`` maps each Table node that names a CTE
+    to that CTE.
     """
     resolver = _Resolver(relations, ctes, engine)
     try:
@@ -95,7 +94,7 @@ def columns_used(
 class _Resolver:
     def __init__(
         self,
-        relations: Mapping[int, tuple[str, tuple[str, ...]]],
+        relations: Mapping[int, Mapping[str, str | None]],
         ctes: Mapping[int, exp.Expr],
         engine: Engine,
     ) -> None:
@@ -202,7 +201,7 @@ class _Resolver:
             relation = self.relations.get(id(item))
             cte = self.ctes.get(id(item))
             if relation is not None:
-                source = Source(catalog_columns(*relation, self.engine))
+                source = Source(relation)
             elif cte is not None:
                 cte_alias = cte.args.get("alias")
                 if cte_alias is not None and cte_alias.args.get("columns"):

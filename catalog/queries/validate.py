@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property, lru_cache
+from functools import cache, cached_property
 from typing import Any
 
 from sqlglot import Dialect, TokenType, exp
@@ -31,7 +31,7 @@ from sqlglot.tokens import Tokenizer
 from catalog.queries import splice
 from catalog.queries.errors import QueryRejected
 from catalog.queries.policy import ALLOWED_FUNCTIONS, Engine, is_denied, may_name_denied
-from catalog.queries.resolve import columns_used
+from catalog.queries.resolve import catalog_columns, columns_used
 
 DIALECTS = ("duckdb", "postgres")
 MEMO_SIZE = 2048
@@ -81,10 +81,33 @@ class Relation:
     name: str
     columns: tuple[str, ...]
     types: tuple[str, ...] = ()  # the warehouse's type names, when known
+    # What validation works out per engine, once per catalog snapshot.
+    _memo: dict[tuple[str, Engine], Any] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    def keyed(self, engine: Engine) -> Mapping[str, str | None]:
+        """The columns by the key a written name is compared on, with full names."""
+        found = self._memo.get(("keyed", engine))
+        if found is None:
+            found = self._memo["keyed", engine] = catalog_columns(
+                self.qualified, self.columns, engine
+            )
+        return found
+
+    def written(self, engine: Engine) -> str:
+        """The qualified name as SQL text in ``engine``'s dialect."""
+        found = self._memo.get(("written", engine))
+        if found is None:
+            reserved = _reserved(engine)
+            found = self._memo["written", engine] = (
+                f"{splice.quoted(self.schema, reserved)}.{splice.quoted(self.name, reserved)}"
+            )
+        return found
 
 
 def _type_name(kind: str) -> str:
@@ -394,16 +417,16 @@ def _check_statement(tree: exp.Expr, sql: str) -> None:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Found:
     """What one walk over the checked tree collected for the steps after it."""
 
-    tables: list[exp.Table] = field(default_factory=list)
-    columns: list[exp.Column] = field(default_factory=list)
-    stars: list[exp.Star] = field(default_factory=list)
-    placeholders: list[exp.Expr] = field(default_factory=list)
-    identifiers: set[int] = field(default_factory=set)  # where each name starts
-    ctes: bool = False  # whether the query has a WITH
+    tables: list[exp.Table]
+    columns: list[exp.Column]
+    stars: list[exp.Star]
+    placeholders: list[exp.Expr]
+    identifiers: set[int]  # where each name (not keyword) starts in the SQL text
+    ctes: bool  # whether the query has a WITH
 
 
 # What the walk does with a node, by its type (worked out once per type).
@@ -435,20 +458,22 @@ def _kind(node_type: type) -> int:
 
 def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
     """Refuse what a read-only query may not contain, collecting what later steps use."""
-    allowed = ALLOWED_FUNCTIONS[engine]
-    found = _Found()
+    allowed, kinds = ALLOWED_FUNCTIONS[engine], _KINDS
+    found = _Found([], [], [], [], set(), False)
+    name_at = found.identifiers.add
     node: Any  # typed by its kind, without a cast per node
     for node in tree.walk():
-        node_type = type(node)
-        kind = _KINDS.get(node_type)
+        kind = kinds.get(type(node))
         if kind is None:
-            kind = _KINDS[node_type] = _kind(node_type)
-        if kind == _OTHER:
-            continue
-        if kind == _NAME:
+            kind = kinds[type(node)] = _kind(type(node))
+        if kind == _NAME:  # the most common node
             meta = node._meta  # set when parsed from a token
-            if meta is not None and "start" in meta:
-                found.identifiers.add(meta["start"])
+            if meta:
+                start = meta.get("start")
+                if start is not None:
+                    name_at(start)
+        elif kind == _OTHER:
+            continue
         elif kind == _COLUMN:
             found.columns.append(node)
         elif kind == _TABLE:
@@ -585,7 +610,7 @@ class _Tables:
     """The tables a query reads, and how each reference was resolved."""
 
     names: tuple[str, ...]  # schema.table of each catalog relation, in order
-    relations: dict[int, tuple[str, tuple[str, ...]]]  # Table node id -> name, columns
+    relations: dict[int, Mapping[str, str | None]]  # Table node id -> its columns
     ctes: dict[int, exp.Expr]  # Table node id -> the CTE it names
     edits: dict[int, splice.Edit] | None  # the text of each reference, qualified
     found: list[tuple[exp.Table, Relation]]  # each reference and its relation
@@ -626,26 +651,19 @@ def _qualify_tables(
             options = " or ".join(r.qualified for r in found)
             raise QueryRejected(f"Table {name!r} is in several schemas; write {options}")
         relation = found[0]
-        resolved.relations[id(table)] = (relation.qualified, relation.columns)
+        resolved.relations[id(table)] = relation.keyed(engine)
         resolved.found.append((table, relation))
         edits = resolved.edits
         if edits is not None:
             start = (db or identifier)._meta
             end = identifier._meta
             if start and end and "start" in start and "end" in end:
-                edits[start["start"]] = (end["end"], _written(relation, engine))
+                edits[start["start"]] = (end["end"], relation.written(engine))
             else:  # not read from the SQL text
                 resolved.edits = None
         used[relation.qualified] = None
     resolved.names = tuple(used)
     return resolved
-
-
-@lru_cache(maxsize=1024)
-def _written(relation: Relation, engine: Engine) -> str:
-    """A relation's qualified name as SQL text in ``engine``'s dialect."""
-    reserved = _reserved(engine)
-    return f"{splice.quoted(relation.schema, reserved)}.{splice.quoted(relation.name, reserved)}"
 
 
 @cache
