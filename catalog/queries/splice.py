@@ -1,20 +1,23 @@
-"""The SQL that runs, written from the user's own tokens instead of regenerated.
+"""The SQL that runs, written from the tokens sqlglot read instead of regenerated.
 
 Regenerating a checked query with sqlglot costs more than parsing it. When every
-lexeme of the query is one whose reading no engine can dispute — a plain word, a
-double-quoted name, a standard string with no backslash, a decimal number, one of a
-few operators — the validator writes the query back from its tokens instead:
+token of the query is one that every engine reads the same way once written back in a
+standard form — a plain word, a double-quoted name, a string without backslashes, a
+decimal number, one of a few operators — the validator writes the query from its
+tokens instead:
 
-- each token as written (keywords and function names upper-cased, PostgreSQL's
-  unquoted names folded to lower case, as the engine folds them);
-- one space wherever the user had whitespace or a comment (comments never run);
+- each token as sqlglot read it: keywords and function names in upper case, names as
+  written (PostgreSQL's unquoted names folded to lower case, as the engine folds them),
+  strings and quoted names quoted again the standard way;
+- one space between tokens, except beside punctuation that stands alone (``f(x)``,
+  ``a.b``, ``x::int``, ``a, b``); comments are not tokens, so they never run;
 - the catalog's qualified name in place of each table reference, and the row limit.
 
-The result is the statement sqlglot checked, token for token, and it is also the
-query's canonical form: whitespace, comments and the case of keywords do not change
-it. Anything else (a dollar-quoted or escaped string, a parameter, an operator outside
-the list, a function whose written name is not on the allow-list) gets ``None``, and
-the caller regenerates the SQL from the checked tree as before.
+So the engine runs the statement sqlglot checked, token for token, and the text is
+also the query's canonical form: whitespace, comments and the case of keywords do not
+change it. Anything else (a dollar-quoted or escaped string, a parameter, an operator
+outside the list, a function whose written name is not on the allow-list) gets
+``None``, and the caller regenerates the SQL from the checked tree.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ _OPERATORS = frozenset(("(", ")", ",", ".", "*", "+", "-", "/", "%", "=", "<>", 
 _OPERATORS |= {"<=", ">", ">=", "||", "::", "[", "]"}
 # Words that stand before "(" without calling a function: clauses, which a space
 # separates from the parenthesis, and calls spelled as syntax, which none does.
-_CLAUSES_BEFORE_PAREN = frozenset(
+_CLAUSES = frozenset(
     re.split(
         r"\s*,\s*",
         """AS, IN, USING, OVER, EXISTS, FILTER, ON, AND, OR, NOT, SELECT, FROM, JOIN, WHERE,
@@ -43,13 +46,12 @@ _CLAUSES_BEFORE_PAREN = frozenset(
         PARTITION BY, VALUES, EXCLUDE, MATERIALIZED""".strip(),
     )
 )
-_SYNTAX_BEFORE_PAREN = _CLAUSES_BEFORE_PAREN | {"CAST", "TRY_CAST", "EXTRACT"}
+_SYNTAX = _CLAUSES | {"CAST", "TRY_CAST", "EXTRACT"}
 
 Edit = tuple[int, str]  # the last character it replaces, and the text put there
 
 
 def render(
-    sql: str,
     tokens: Sequence[Any],
     *,
     engine: Engine,
@@ -59,7 +61,7 @@ def render(
     suffix: str = "",
     wrap: bool = False,
 ) -> str | None:
-    """``sql`` written back from its ``tokens`` with ``edits`` applied, or ``None``.
+    """The query written back from its ``tokens`` with ``edits`` applied, or ``None``.
 
     ``identifiers`` are the offsets where a name (not a keyword) starts; ``edits`` maps
     the offset of a token to replace, with the ones after it up to the edit's end;
@@ -74,7 +76,7 @@ def render(
     starts = sorted(edits)
     starts.append(-1)
     next_edit, edit_index = starts[0], 0
-    glue, rules, keywords = _GLUE.get, _RULES, _KEYWORDS
+    glue, rules, words = _GLUE.get, _RULES, _WORDS
     var, string, quoted_name, paren = (
         TokenType.VAR,
         TokenType.STRING,
@@ -82,7 +84,6 @@ def render(
         TokenType.L_PAREN,
     )
     after = _OPEN  # how the previous token binds the next one
-    last = -2  # where the previous token ended in ``sql``
     skip_to = -1  # the end of the edit being applied
     count = len(tokens)
     for index, token in enumerate(tokens):
@@ -93,94 +94,82 @@ def render(
             skip_to, text = edits[start]
             edit_index += 1
             next_edit = starts[edit_index]
-            before, then, end = _SPACE, _NAME, skip_to
+            before, then = _SPACE, _NAME
         else:
             kind = token.token_type
-            end = token.end
-            raw = sql[start : end + 1]
+            text = token.text
             before, then = glue(kind, _WORD_GLUE)
             if before == _WORD:
                 # A name or a keyword. Before "(" it may be a call: the engine runs the
                 # name as written, so that name must be on the allow-list too, not only
                 # the one sqlglot read it as.
+                word = words.get(text)
+                if word is None:
+                    word = _word(text)
+                    if word is None:
+                        return None
+                upper, lower, clause = word
                 call = index + 1 < count and tokens[index + 1].token_type is paren
                 if kind is var or start in identifiers:
-                    if not (raw.isidentifier() and raw.isascii()):
-                        return None
                     if call and start not in identifiers:
-                        text = raw.upper()
-                        if raw.lower() not in allowed and text not in _SYNTAX_BEFORE_PAREN:
+                        if lower not in allowed and upper not in _SYNTAX:
                             return None
-                    else:
-                        text = raw.lower() if fold else raw
-                else:
-                    word = keywords.get(raw) if raw == token.text else None
-                    if word is None:
-                        word = _keyword(raw, token.text)
-                        if word is None:
-                            return None
-                    text = word
-                    if call and text not in _SYNTAX_BEFORE_PAREN and text.lower() not in allowed:
+                        text = upper
+                    elif fold:
+                        text = lower
+                else:  # a keyword
+                    if call and not clause and upper not in _SYNTAX and lower not in allowed:
                         # Not a call after all: a type and its size (AS NUMERIC(12, 2))
                         if kind not in Parser.TYPE_TOKENS or index == 0:
                             return None
                         if tokens[index - 1].token_type not in _CAST_MARKS:
                             return None
+                    text = upper
                 before = _SPACE
-                if text in _CLAUSES_BEFORE_PAREN:
+                if clause:
                     then = _PLAIN
-            elif kind is string:  # no backslash: no engine reads an escape in it
-                if "\\" in raw or raw != "'" + token.text.replace("'", "''") + "'":
+            elif kind is string:  # no backslash: no engine setting reads an escape in it
+                if "\\" in text:
                     return None
-                text = raw
+                text = "'" + text.replace("'", "''") + "'"
             elif kind is quoted_name:
-                if raw != '"' + token.text.replace('"', '""') + '"':
-                    return None
-                text = raw
+                text = '"' + text.replace('"', '""') + '"'
             elif before == _NUMBER_FIRST:
-                if not _DECIMAL.match(raw):
+                if not _DECIMAL.match(text):
                     return None
-                text = raw
             elif before == _END:  # the statement's closing semicolon
-                last = end
                 continue
-            elif raw in _OPERATORS:
-                text = raw
-            else:
+            elif text not in _OPERATORS:
                 return None
         if out:
-            # One space between tokens, except beside punctuation that stands alone in
-            # every engine's reading, where SQL style leaves none (f(x), a.b, x::int,
-            # a, b). No space is dropped between operators: - -1 is written - - 1.
             spaced = rules[after + before]
-            if spaced == _IF_GAP:
-                spaced = start > last + 1
+            if spaced == _IF_GAP:  # as the user wrote it
+                spaced = start > tokens[index - 1].end + 1
             if spaced:
                 append(" ")
         append(text)
-        after, last = then, end
+        after = then
     body = "".join(out)
     if wrap:
         body = f"SELECT * FROM ({body}) AS q"  # noqa: S608 - the checked query, spliced
     return body + suffix
 
 
-def _keyword(raw: str, text: str) -> str | None:
-    """A keyword as written back (upper case, one space between its words), or ``None``
-    when the text is not the keyword sqlglot read (a comment inside it, say)."""
-    written = raw.upper()
-    if written != text.upper():
-        written = " ".join(written.split())
-        if written != text.upper():
-            return None
-    if not written.replace(" ", "_").isidentifier() or not written.isascii():
+def _word(text: str) -> tuple[str, str, bool] | None:
+    """A plain word (or words, for a keyword like GROUP BY) in upper and lower case, and
+    whether it is a clause keyword; ``None`` when it is anything but ASCII letters,
+    digits and underscores."""
+    if not text.replace(" ", "_").isidentifier() or not text.isascii():
         return None
-    if raw == text and len(_KEYWORDS) < 4096:
-        _KEYWORDS[raw] = written
-    return written
+    upper = text.upper()
+    word = (upper, text.lower(), upper in _CLAUSES)
+    if len(_WORDS) >= 8192:
+        _WORDS.clear()
+    _WORDS[text] = word
+    return word
 
 
-_KEYWORDS: dict[str, str] = {}  # keywords as written -> as written back
+_WORDS: dict[str, tuple[str, str, bool]] = {}  # plain words seen, as _word gives them
 
 # How a token binds its neighbours: the spacing before it (``_SPACE`` …), and what it
 # asks of the token after it (``_PLAIN`` …); ``_RULES[after + before]`` is the space.

@@ -269,7 +269,7 @@ def _validate(
     columns = columns_used(found.columns, found.stars, tables.relations, tables.ctes, engine)
     shown = None
     if read == engine and not names:
-        shown = _spliced(sql, tokens, tree, found, tables, rows, engine)
+        shown = _spliced(tokens, tree, found, tables, rows, engine)
     if shown is not None:
         canonical = bindable = shown
     else:
@@ -673,7 +673,6 @@ def _reserved(engine: Engine) -> frozenset[str]:
 
 
 def _spliced(
-    sql: str,
     tokens: list[Any],
     tree: exp.Expr,
     found: _Found,
@@ -697,7 +696,6 @@ def _spliced(
         else:  # LIMIT ALL, an expression, FETCH …: the engine applies it, then ours
             wrap = True
     return splice.render(
-        sql,
         tokens,
         engine=engine,
         identifiers=found.identifiers,
