@@ -136,6 +136,11 @@ class _Resolver:
         name = identifier.this
         if self.fold or not identifier.args.get("quoted"):
             name = name.lower()
+        # ORDER BY a bare name: the query's own output column of that name comes first
+        # (select -x as amount … order by amount sorts by the alias, reads no amount)
+        bare_order = clause == "order" and isinstance(column.parent, exp.Ordered)
+        if table is None and bare_order and name in _aliases(select, self.engine):
+            return
         if table is not None:
             source = sources.get(key(table, self.engine))
             if source is None or name not in source.columns:
@@ -278,6 +283,15 @@ def _output_names(query: exp.Expr, engine: Engine) -> dict[str, str | None]:
         if name:
             names[name] = None  # not a catalog column: the engine computes it
     return names
+
+
+def _aliases(select: exp.Select, engine: Engine) -> set[str]:
+    """The names a query gives its output columns with AS (by lookup key)."""
+    return {
+        key(projection.args.get("alias"), engine)
+        for projection in select.expressions
+        if isinstance(projection, exp.Alias)
+    }
 
 
 def _outputs(query: exp.Expr, engine: Engine) -> Mapping[str, str | None]:

@@ -110,13 +110,13 @@ def render(
                         return None
                 upper, lower, clause = word
                 call = index + 1 < count and tokens[index + 1].token_type is paren
-                if kind is var or start in identifiers:
-                    if call and start not in identifiers:
-                        if lower not in allowed and upper not in _SYNTAX:
-                            return None
-                        text = upper
-                    elif fold:
+                if start in identifiers:  # a name: its case may name a result column
+                    if fold:
                         text = lower
+                elif kind is var:  # a function, or a word such as YEAR, DAY, NULLS, LAST
+                    if call and lower not in allowed and upper not in _SYNTAX:
+                        return None
+                    text = upper
                 else:  # a keyword
                     if call and not clause and upper not in _SYNTAX and lower not in allowed:
                         # Not a call after all: a type and its size (AS NUMERIC(12, 2))
@@ -145,6 +145,8 @@ def render(
             spaced = rules[after + before]
             if spaced == _IF_GAP:  # as the user wrote it
                 spaced = start > tokens[index - 1].end + 1
+            elif spaced == _UNSURE:
+                return None
             if spaced:
                 append(" ")
         append(text)
@@ -173,23 +175,26 @@ _WORDS: dict[str, tuple[str, str, bool]] = {}  # plain words seen, as _word give
 
 # How a token binds its neighbours: the spacing before it (``_SPACE`` …), and what it
 # asks of the token after it (``_PLAIN`` …); ``_RULES[after + before]`` is the space.
-_SPACE, _TIGHT, _DOT, _PAREN, _BRACKET, _NUMBER_FIRST, _END, _WORD = range(8)
-_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER = range(0, 40, 8)
+_SPACE, _TIGHT, _DOT, _PAREN, _BRACKET, _NUMBER_FIRST, _STRING_FIRST, _END, _WORD = range(9)
+_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER, _AFTER_STRING = range(0, 96, 16)
 _IF_GAP = 2  # as the user wrote it: "[" after a space is not a subscript
-_RULES = [1] * 40
-for _after in (_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER):
+_UNSURE = 3  # two tokens whose reading depends on what is between them: regenerate
+_RULES = [1] * 96
+for _after in (_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER, _AFTER_STRING):
     _RULES[_after + _TIGHT] = 0  # a, b   f(x)   x::int
     _RULES[_after + _DOT] = 0  # a.b
     _RULES[_after + _BRACKET] = _IF_GAP
-for _before in range(8):
+for _before in range(9):
     _RULES[_OPEN + _before] = 0  # f(x   a[1   x::int
     _RULES[_AFTER_DOT + _before] = 0  # a.b
-_RULES[_NUMBER + _DOT] = _RULES[_AFTER_DOT + _NUMBER_FIRST] = 1  # 1 . 5 is not 1.5
+# ".5" is read as "." and "5", and 'pa'<newline>'id' as one string 'paid'.
+_RULES[_NUMBER + _DOT] = _RULES[_AFTER_DOT + _NUMBER_FIRST] = _UNSURE
+_RULES[_AFTER_STRING + _STRING_FIRST] = _UNSURE
 _RULES[_NAME + _PAREN] = 0  # count(*)   NUMERIC(12, 2)
 _WORD_GLUE = (_WORD, _NAME)
 _GLUE: dict[TokenType, tuple[int, int]] = {
     TokenType.VAR: _WORD_GLUE,
-    TokenType.STRING: (_SPACE, _PLAIN),
+    TokenType.STRING: (_STRING_FIRST, _AFTER_STRING),
     TokenType.IDENTIFIER: (_SPACE, _NAME),
     TokenType.NUMBER: (_NUMBER_FIRST, _NUMBER),
     TokenType.SEMICOLON: (_END, _PLAIN),

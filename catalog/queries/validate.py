@@ -688,12 +688,12 @@ def _spliced(
     suffix, wrap = f" LIMIT {rows + 1}", False
     limit = tree.args.get("limit")
     if limit is not None:
-        written = limit.expression if isinstance(limit, exp.Limit) else None
-        meta = written._meta if isinstance(written, exp.Literal) else None
-        if written is not None and written.is_int and meta and not limit.args.get("offset"):
-            edits[meta["start"]] = (meta["end"], str(min(int(written.name), rows + 1)))
+        written = _plain_limit(limit)
+        meta = limit.expression._meta if written is not None else None
+        if written is not None and meta and "start" in meta:
+            edits[meta["start"]] = (meta["end"], str(min(written, rows + 1)))
             suffix = ""
-        else:  # LIMIT ALL, an expression, FETCH …: the engine applies it, then ours
+        else:  # LIMIT ALL, a percent, an expression, FETCH …: the engine's, then ours
             wrap = True
     return splice.render(
         tokens,
@@ -742,14 +742,20 @@ def _columns_used(tree: exp.Expr, known: KnownTables, engine: Engine) -> tuple[s
         raise _unknown_column(str(exc), tree, known) from None
     except Exception:  # sqlglot cannot model every engine feature; the engine decides
         return ()
-    aliases = {
-        t.alias_or_name.lower(): f"{t.db}.{t.name}" for t in qualified.find_all(exp.Table) if t.db
-    }
+    sources: dict[str, tuple[str, Mapping[str, str | None]]] = {}
+    for table in qualified.find_all(exp.Table):
+        if table.db:
+            found = known.find(table.db, table.name)
+            keyed = found[0].keyed(engine) if len(found) == 1 else {}
+            sources[table.alias_or_name.lower()] = (f"{table.db}.{table.name}", keyed)
     used: dict[str, None] = {}
     for column in qualified.find_all(exp.Column):
-        table = aliases.get(column.table.lower())
-        if table and column.name:
-            used[f"{table}.{column.name}"] = None
+        source = sources.get(column.table.lower())
+        if source and column.name:
+            # The catalog's spelling: qualify folds every DuckDB name to lower case.
+            qualified_table, keyed = source
+            key = column.name.lower() if engine == "duckdb" else column.name
+            used[keyed.get(key) or f"{qualified_table}.{column.name}"] = None
     return tuple(used)
 
 
@@ -788,12 +794,24 @@ def _limited(tree: exp.Expr, rows: int, engine: Engine) -> exp.Expr:
     limit = query.args.get("limit")
     if limit is None:
         return _as_expr(query.limit(rows + 1, copy=False))
-    if isinstance(limit, exp.Limit) and isinstance(limit.expression, exp.Literal):
-        written = int(limit.expression.name) if limit.expression.is_int else None
-        if written is not None and not limit.args.get("offset"):
-            return _as_expr(query.limit(min(written, rows + 1), copy=False))
+    written = _plain_limit(limit)
+    if written is not None:
+        return _as_expr(query.limit(min(written, rows + 1), copy=False))
     outer = exp.select("*").from_(query.subquery("q", copy=False))
     return _as_expr(outer.limit(rows + 1, copy=False))
+
+
+def _plain_limit(limit: exp.Expr) -> int | None:
+    """The row count of a plain ``LIMIT n``: not a percent, WITH TIES, ALL, an
+    expression or FETCH, and no ``LIMIT offset, n``. ``None`` for anything else."""
+    if not isinstance(limit, exp.Limit):
+        return None
+    written = limit.expression
+    if not isinstance(written, exp.Literal) or not written.is_int:
+        return None
+    if any(value for key, value in limit.args.items() if key != "expression"):
+        return None
+    return int(written.name)
 
 
 def _as_expr(node: Any) -> exp.Expr:

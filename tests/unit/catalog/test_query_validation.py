@@ -30,7 +30,7 @@ from psycopg2.extensions import adapt
 from sqlglot import exp
 
 from catalog.queries.errors import QueryRejected
-from catalog.queries.policy import Engine
+from catalog.queries.policy import DENIED_NAME, Engine, is_denied, may_name_denied
 from catalog.queries.validate import KnownTables, Relation, ValidatedQuery, validate
 
 pytestmark = pytest.mark.unit
@@ -630,3 +630,27 @@ def test_a_schema_prefix_alias_does_not_open_hidden_schemas(engine: Engine) -> N
         validate("select * from raw_shop.orders", PREFIXED, engine=engine)
     with pytest.raises(QueryRejected, match=r"Unknown table 'marts\.ordrs'"):
         validate("select * from marts.ordrs", PREFIXED, engine=engine)
+
+
+def _denied_examples() -> list[str]:
+    """Names the deny-list matches, one or two per alternative of its pattern."""
+    names = []
+    for alternative in re.sub(r"\s+", "", DENIED_NAME.pattern)[4:-2].split("|"):
+        for fill in ("", "abc"):
+            name = alternative.replace(r"\w*", fill).replace("s?", "s")
+            names += [name, alternative.replace(r"\w*", fill).replace("s?", "")]
+    return sorted({n for n in names if n and is_denied(n)})
+
+
+def test_the_whole_text_look_finds_every_denied_name() -> None:
+    """The validator skips its token-by-token look for denied names when a first look
+    over the whole SQL finds none: that look must find every name the deny-list has."""
+    examples = _denied_examples()
+    assert len(examples) > 40
+    for name in examples:
+        for written in (name, name.upper(), name.title(), f'"{name}"'):
+            assert may_name_denied(f"select {written}(1) from marts.orders"), written
+    assert not may_name_denied("select customer_id, sum(amount) from marts.orders group by 1")
+    assert may_name_denied('select U&"\\0072ead_csv"(1)')  # an escape: look token by token
+    with pytest.raises(QueryRejected, match="not allowed: it reads files"):
+        validate("select \"READ_CSV\"('x') from marts.orders", KNOWN, engine="duckdb")
