@@ -5,6 +5,11 @@ the written name of one sqlglot does not know), so ``DATE_TRUNC``, ``date_trunc`
 ``"date_trunc"`` are one entry. Every call must be on the engine's list; on top of
 that, any name written before ``(`` that reads files, URLs, the environment, server
 settings, locks or sleeps is refused however it is spelled (see :data:`DENIED_NAME`).
+
+When the validator runs a query as its own tokens (:mod:`catalog.queries.splice`), the
+name as written must be on the list too, since that is the name the engine calls; the
+lists therefore also hold the usual spellings of a few calls sqlglot renames
+(``date_trunc``, ``string_agg``, DuckDB's ``list_transform`` and ``regexp_matches``).
 """
 
 from __future__ import annotations

@@ -37,14 +37,9 @@ class Unsure(Exception):
     """Raised inside the resolver when a query is outside the shapes it models."""
 
 
-class Source:
-    """What a FROM item offers: its columns by lookup key, each with its full catalog
-    name (``schema.table.column``) when the item is a catalog relation, else ``None``."""
-
-    __slots__ = ("columns",)
-
-    def __init__(self, columns: Mapping[str, str | None]) -> None:
-        self.columns = columns
+# What a FROM item offers: its columns by lookup key, each with its full catalog name
+# (``schema.table.column``) when the item is a catalog relation, else ``None``.
+Source = Mapping[str, str | None]
 
 
 def key(identifier: exp.Expr | None, engine: Engine) -> str:
@@ -103,7 +98,7 @@ class _Resolver:
         self.engine = engine
         self.fold = engine == "duckdb"  # every name compared in lower case
         self.used: dict[str, None] = {}
-        self._scopes: dict[int, tuple[dict[str, Source], frozenset[str]]] = {}
+        self._scopes: dict[int, tuple[dict[str, Source], set[str]]] = {}
 
     def star(self, star: exp.Star) -> None:
         """``SELECT *``: every column of every source. A ``*`` inside a call is not one."""
@@ -143,13 +138,13 @@ class _Resolver:
             return
         if table is not None:
             source = sources.get(key(table, self.engine))
-            if source is None or name not in source.columns:
+            if source is None or name not in source:
                 raise Unsure  # an outer reference, a struct field, or an unknown column
-            full = source.columns[name]
+            full = source[name]
             if full is not None:
                 self.used[full] = None
             return
-        found = [s for s in sources.values() if name in s.columns]
+        found = [s for s in sources.values() if name in s]
         if len(found) == 1 or (found and name in using):
             for source in found:
                 self.read(source, name)
@@ -159,16 +154,16 @@ class _Resolver:
             raise Unsure
 
     def read(self, source: Source, name: str) -> None:
-        full = source.columns[name]
+        full = source[name]
         if full is not None:
             self.used[full] = None
 
     def read_all(self, source: Source) -> None:
-        for full in source.columns.values():
+        for full in source.values():
             if full is not None:
                 self.used[full] = None
 
-    def sources(self, select: exp.Select) -> tuple[dict[str, Source], frozenset[str]]:
+    def sources(self, select: exp.Select) -> tuple[dict[str, Source], set[str]]:
         """The FROM items of ``select`` by alias, and the names joined with USING."""
         known = self._scopes.get(id(select))
         if known is not None:
@@ -185,14 +180,14 @@ class _Resolver:
             added = self._add(sources, join.this)
             for identifier in join.args.get("using") or ():
                 name = key(identifier, self.engine)
-                if name not in added.columns or not any(name in s.columns for s in previous):
+                if name not in added or not any(name in s for s in previous):
                     raise Unsure
                 using.add(name)
                 self.read(added, name)
                 for source in previous:
-                    if name in source.columns:
+                    if name in source:
                         self.read(source, name)
-        scope = (sources, frozenset(using))
+        scope = (sources, using)
         self._scopes[id(select)] = scope
         return scope
 
@@ -206,17 +201,17 @@ class _Resolver:
             relation = self.relations.get(id(item))
             cte = self.ctes.get(id(item))
             if relation is not None:
-                source = Source(relation)
+                source = relation
             elif cte is not None:
                 cte_alias = cte.args.get("alias")
                 if cte_alias is not None and cte_alias.args.get("columns"):
                     raise Unsure  # WITH t(a, b) AS (…): renamed columns
-                source = Source(_outputs(cte.this, self.engine))
+                source = _outputs(cte.this, self.engine)
             else:
                 raise Unsure
         elif isinstance(item, exp.Subquery) and alias is not None:
             name = key(alias.this, self.engine)
-            source = Source(_outputs(item.this, self.engine))
+            source = _outputs(item.this, self.engine)
         else:
             raise Unsure  # VALUES, LATERAL, a table function (refused earlier anyway)
         if not name or name in sources:

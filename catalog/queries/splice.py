@@ -99,35 +99,34 @@ def render(
             kind = token.token_type
             text = token.text
             before, then = glue(kind, _WORD_GLUE)
-            if before == _WORD:
-                # A name or a keyword. Before "(" it may be a call: the engine runs the
-                # name as written, so that name must be on the allow-list too, not only
-                # the one sqlglot read it as.
+            if before == _WORD:  # a name or a keyword
                 word = words.get(text)
                 if word is None:
                     word = _word(text)
                     if word is None:
                         return None
                 upper, lower, clause = word
-                call = index + 1 < count and tokens[index + 1].token_type is paren
+                before = _SPACE
                 if start in identifiers:  # a name: its case may name a result column
                     if fold:
                         text = lower
-                elif kind is var:  # a function, or a word such as YEAR, DAY, NULLS, LAST
-                    if call and lower not in allowed and upper not in _SYNTAX:
-                        return None
+                else:  # a keyword, a function, or a word such as YEAR, DAY or NULLS
                     text = upper
-                else:  # a keyword
-                    if call and not clause and upper not in _SYNTAX and lower not in allowed:
-                        # Not a call after all: a type and its size (AS NUMERIC(12, 2))
-                        if kind not in Parser.TYPE_TOKENS or index == 0:
+                    if clause:
+                        then = _PLAIN
+                    elif (
+                        index + 1 < count
+                        and tokens[index + 1].token_type is paren
+                        and lower not in allowed
+                        and upper not in _SYNTAX
+                    ):
+                        # A call, unless it is a type and its size (AS NUMERIC(12, 2)).
+                        # The engine runs the name as written, so that name must be on
+                        # the allow-list too, not only the one sqlglot read it as.
+                        if kind is var or kind not in Parser.TYPE_TOKENS or index == 0:
                             return None
                         if tokens[index - 1].token_type not in _CAST_MARKS:
                             return None
-                    text = upper
-                before = _SPACE
-                if clause:
-                    then = _PLAIN
             elif kind is string:  # no backslash: no engine setting reads an escape in it
                 if "\\" in text:
                     return None
