@@ -5,6 +5,13 @@ run comes out, with every table qualified, the row limit applied and the placeho
 ready to bind — or :class:`QueryRejected` with a reason, and the line and column when
 the parser knows them. The engine enforces the same rules again when the query runs
 (:mod:`catalog.queries.execute`).
+
+A query seen for the first time costs little more than parsing it: one walk over the
+tree checks every node and collects what the later steps need; the catalog columns it
+reads are resolved by hand for the common shapes (:mod:`catalog.queries.resolve`,
+sqlglot's ``qualify`` for the rest and for the wording of an unknown column); and the
+SQL that runs is written back from the tokens sqlglot read when they are all plain
+(:mod:`catalog.queries.splice`), regenerated from the tree otherwise.
 """
 
 from __future__ import annotations
