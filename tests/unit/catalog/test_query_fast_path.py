@@ -4,7 +4,7 @@
 
 - the fast path: :func:`catalog.queries.resolve.columns_used` works out by hand which
   catalog columns the query reads, and :func:`catalog.queries.splice.render` (through
-  ``_spliced``) writes the SQL that will run from the user's own tokens, with the tables
+  ``_spliced``) writes the SQL that will run from the tokens sqlglot read, with the tables
   qualified and the row limit spliced in;
 - the slow path: sqlglot's ``qualify`` (``_columns_used``) resolves the columns, and the
   SQL is regenerated from the checked tree (``_limited`` + ``_render``).
