@@ -303,7 +303,7 @@ def _validate(
         limit=rows,
         tables=tables.names,
         columns=columns,
-        parameters=tuple(sorted(names)),
+        parameters=tuple(sorted(names)) if names else (),
         bind_sql=bindable,
     )
 
@@ -519,7 +519,9 @@ def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
     return found
 
 
-def _parameters(nodes: Iterable[exp.Expr], params: Mapping[str, Any] | None) -> set[str]:
+def _parameters(nodes: list[exp.Expr], params: Mapping[str, Any] | None) -> set[str]:
+    if not nodes and not params:  # most queries
+        return set()
     given = dict(params or {})
     used: set[str] = set()
     for node in nodes:
