@@ -27,6 +27,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from sqlglot import TokenType
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.dialects.postgres import Postgres
 from sqlglot.parser import Parser
 
 from catalog.queries.policy import Engine
@@ -98,7 +100,10 @@ def render(
         else:
             kind = token.token_type
             text = token.text
-            before, then = glue(kind, _WORD_GLUE)
+            found = glue(kind)
+            if found is None:  # any other kind of token: a prefixed string, a parameter …
+                return None
+            before, then = found
             if before == _WORD:  # a name or a keyword
                 word = words.get(text)
                 if word is None:
@@ -132,6 +137,9 @@ def render(
                     return None
                 text = "'" + text.replace("'", "''") + "'"
             elif kind is quoted_name:
+                call = index + 1 < count and tokens[index + 1].token_type is paren
+                if call and text.lower() not in allowed and start not in identifiers:
+                    return None  # "LEN"(x): the engine calls the name as written
                 text = '"' + text.replace('"', '""') + '"'
             elif before == _NUMBER_FIRST:
                 if not _DECIMAL.match(text):
@@ -190,9 +198,16 @@ for _before in range(9):
 _RULES[_NUMBER + _DOT] = _RULES[_AFTER_DOT + _NUMBER_FIRST] = _UNSURE
 _RULES[_AFTER_STRING + _STRING_FIRST] = _UNSURE
 _RULES[_NAME + _PAREN] = 0  # count(*)   NUMERIC(12, 2)
-_WORD_GLUE = (_WORD, _NAME)
+# Words: names, and the keywords of both engines' dialects (never a string of another
+# kind, such as E'…', N'…' or $$…$$, whose text may look like a word).
+_WORD_KINDS = {TokenType.VAR} | {
+    kind
+    for tokenizer in (DuckDB.Tokenizer, Postgres.Tokenizer)
+    for text, kind in tokenizer.KEYWORDS.items()
+    if text.replace(" ", "_").isidentifier()
+}
 _GLUE: dict[TokenType, tuple[int, int]] = {
-    TokenType.VAR: _WORD_GLUE,
+    **dict.fromkeys(_WORD_KINDS, (_WORD, _NAME)),
     TokenType.STRING: (_STRING_FIRST, _AFTER_STRING),
     TokenType.IDENTIFIER: (_SPACE, _NAME),
     TokenType.NUMBER: (_NUMBER_FIRST, _NUMBER),

@@ -879,6 +879,12 @@ UNSPLICED: dict[str, tuple[Engine, str, dict[str, Any], Any]] = {
         {},
         [(1,), (3,)],
     ),
+    "duckdb/strings_whose_text_looks_like_a_word": (  # a string, never the name paid
+        "duckdb",
+        "select $$paid$$ as a, e'paid' as b",
+        {},
+        [("paid", "paid")],
+    ),
     "duckdb/params": (
         "duckdb",
         "select order_id from marts.orders where status = $s order by 1",
@@ -916,6 +922,12 @@ UNSPLICED: dict[str, tuple[Engine, str, dict[str, Any], Any]] = {
         "select order_id, $$it's; --$$ as s, $t$a $$ b$t$ as t from marts.orders",
         {},
         ["it's; --", "a $$ b"],
+    ),
+    "postgres/strings_whose_text_looks_like_a_word": (  # strings, never the name paid
+        "postgres",
+        "select E'paid' as a, $$paid$$ as b",
+        {},
+        ["paid", "paid"],
     ),
     "postgres/params": (
         "postgres",
@@ -1028,3 +1040,34 @@ def test_a_comment_between_group_and_by_is_regenerated(
         assert [row[0] for row in result[1]] == sorted(
             ["open", "paid", "refunded", "it's -- odd; /* x */"]
         )
+
+
+@pytest.mark.parametrize(
+    ("engine", "literal"),
+    [
+        ("postgres", "E'paid'"),
+        ("postgres", "N'paid'"),
+        ("postgres", "U&'paid'"),
+        ("postgres", "$$paid$$"),
+        ("postgres", "$q$paid$q$"),
+        ("duckdb", "e'paid'"),
+        ("duckdb", "$$paid$$"),
+    ],
+)
+def test_a_string_whose_text_looks_like_a_word_stays_a_string(engine: Engine, literal: str) -> None:
+    """The splicer writes words back as words: a string of another kind than '…' whose
+    text is a plain word must never come out as that word (a column name)."""
+    query = fast(f"select {literal} as s from marts.orders", engine)
+    tree = sqlglot.parse_one(query.sql, read=engine)
+    assert not [c for c in tree.find_all(exp.Column) if c.name.lower() == "paid"], query.sql
+    assert "paid" in query.sql.lower(), query.sql
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_quoted_call_runs_as_written_only_when_that_name_is_allowed(engine: Engine) -> None:
+    """sqlglot reads "LEN"(x) as LENGTH(x); the engine would call LEN as written, which
+    is not on the list, so the SQL is regenerated with the name sqlglot checked."""
+    query = fast('select "LEN"(status) as n from marts.orders', engine)
+    assert "LENGTH(" in query.sql.upper() and '"LEN"' not in query.sql, query.sql
+    spliced = fast('select "upper"(status) as u from marts.orders', engine)
+    assert '"upper"(status)' in spliced.sql, spliced.sql
