@@ -622,15 +622,15 @@ class _Tables:
     relations: dict[int, Mapping[str, str | None]]  # Table node id -> its columns
     ctes: dict[int, exp.Expr]  # Table node id -> the CTE it names
     edits: dict[int, splice.Edit] | None  # the text of each reference, qualified
-    found: list[tuple[exp.Table, Relation]]  # each reference and its relation
+    unwritten: list[tuple[exp.Table, Relation]]  # references not yet qualified in the tree
 
     def write_into_tree(self) -> None:
         """Name each relation in full in the tree itself (for sqlglot to write or
         qualify the query), once."""
-        for table, relation in self.found:
+        for table, relation in self.unwritten:
             table.set("db", exp.to_identifier(relation.schema))
             table.set("this", exp.to_identifier(relation.name))
-        self.found = []
+        self.unwritten = []
 
 
 def _qualify_tables(
@@ -661,7 +661,7 @@ def _qualify_tables(
             raise QueryRejected(f"Table {name!r} is in several schemas; write {options}")
         relation = found[0]
         resolved.relations[id(table)] = relation.keyed(engine)
-        resolved.found.append((table, relation))
+        resolved.unwritten.append((table, relation))
         edits = resolved.edits
         if edits is not None:
             start = (db or identifier)._meta
