@@ -308,7 +308,10 @@ def _pool(settings: Settings, role: str) -> Any:
                 connect_timeout=10,
                 # The ceilings hold for the whole session, even after a COMMIT inside
                 # the SQL: read-only, no statement and no idle transaction past them.
+                # Only pg_catalog is searched: every table comes qualified, and a function
+                # called by its plain name is the built-in, never one a schema adds.
                 options=(
+                    "-c search_path=pg_catalog "
                     "-c default_transaction_read_only=on "
                     f"-c statement_timeout={limit} "
                     f"-c idle_in_transaction_session_timeout={limit}"

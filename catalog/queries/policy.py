@@ -7,9 +7,10 @@ that, any name written before ``(`` that reads files, URLs, the environment, ser
 settings, locks or sleeps is refused however it is spelled (see :data:`DENIED_NAME`).
 
 When the validator runs a query as its own tokens (:mod:`catalog.queries.splice`), the
-name as written must be on the list too, since that is the name the engine calls; the
-lists therefore also hold the usual spellings of a few calls sqlglot renames
-(``date_trunc``, ``string_agg``, DuckDB's ``list_transform`` and ``regexp_matches``).
+engine calls each function by the name as written, so that name must also be one of
+the engine's own built-in functions (or grammar forms such as ``COALESCE``) listed in
+:data:`CALLS_AS_WRITTEN`; any other call makes the validator write the SQL with
+sqlglot, in the engine's own names.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ reverse right round row row_number sign split_part sqrt starts_with stddev stdde
 stddev_samp str_position str_to_time substring sum time_to_str timestamp_from_parts
 timestamp_trunc timezone to_json translate trim trunc try_cast upper uuid variance
 variance_pop now current_time currenttime currentdate currenttimestamp regexp_like
-date_trunc string_agg
 """
 
 _DUCKDB = """
@@ -49,7 +49,7 @@ regexp_like second sha2 split struct time_from_parts time_to_unix to_base64 to_c
 to_date transform typeof unicode unix_to_time week year yearweek list_value
 list_contains list_filter list_sort list_distinct string_split epoch epoch_ms
 make_date make_timestamp make_time strftime strptime time_bucket today to_timestamp
-columns list_transform regexp_matches
+columns
 """
 
 _POSTGRES = """
@@ -67,6 +67,46 @@ to_char to_date to_timestamp date_part
 ALLOWED_FUNCTIONS: Mapping[Engine, frozenset[str]] = {
     "duckdb": frozenset((_COMMON + _DUCKDB).split()),
     "postgres": frozenset((_COMMON + _POSTGRES).split()),
+}
+
+# Built-in functions of each engine (and its grammar forms written like calls) that a
+# query may call by the name as written. A test checks each against the engine's own
+# catalog (duckdb_functions(), pg_catalog.pg_proc).
+_CALLS_COMMON = """
+abs array_agg ascii avg bool_and bool_or ceil ceiling chr coalesce concat concat_ws corr
+count covar_pop covar_samp cume_dist date_part date_trunc dense_rank exp first_value floor
+greatest lag last_value lead least left length ln log lower lpad ltrim make_date max md5
+min mod now nth_value ntile nullif percent_rank power rank regexp_replace regr_slope
+repeat replace reverse right round row_number rpad rtrim sign split_part sqrt starts_with
+stddev stddev_pop stddev_samp string_agg strpos substr substring sum to_timestamp
+translate trunc upper var_pop var_samp variance
+"""
+_CALLS_DUCKDB = """
+any_value arg_max arg_min approx_count_distinct array_length bit_length contains count_if
+date_diff datediff day dayname dayofweek dayofyear epoch epoch_ms ends_with hash hour if
+isinf isnan last_day len levenshtein list_aggregate list_contains list_distinct list_filter
+list_slice list_sort list_transform list_value make_time make_timestamp median minute mode
+month monthname octet_length percentile_cont percentile_disc printf quantile_cont
+quantile_disc quarter regexp_extract
+regexp_matches second sha256 strftime string_split strptime time_bucket today typeof
+unicode week year yearweek
+"""
+_CALLS_POSTGRES = """
+age array_append array_cat array_length array_position array_remove array_to_string
+btrim cardinality char_length clock_timestamp date_bin degrees json_agg json_build_object
+json_typeof jsonb_agg jsonb_array_length jsonb_build_object jsonb_extract_path_text
+jsonb_typeof justify_days make_interval mode num_nonnulls num_nulls octet_length
+percentile_cont percentile_disc radians regexp_match regexp_split_to_array
+string_to_array to_char to_date to_json to_jsonb to_number width_bucket
+"""
+CALLS_AS_WRITTEN: Mapping[Engine, frozenset[str]] = {
+    "duckdb": frozenset((_CALLS_COMMON + _CALLS_DUCKDB).split()),
+    "postgres": frozenset((_CALLS_COMMON + _CALLS_POSTGRES).split()),
+}
+# Of those, the grammar forms written like calls (never looked up as functions).
+CALL_FORMS: Mapping[Engine, frozenset[str]] = {
+    "duckdb": frozenset({"coalesce", "percentile_cont", "percentile_disc"}),
+    "postgres": frozenset({"coalesce", "greatest", "least", "nullif"}),
 }
 
 # Names that read files, URLs or the environment, touch server settings, sessions,

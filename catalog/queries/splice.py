@@ -48,7 +48,48 @@ _CLAUSES = frozenset(
         PARTITION BY, VALUES, EXCLUDE, MATERIALIZED""".strip(),
     )
 )
-_SYNTAX = _CLAUSES | {"CAST", "TRY_CAST", "EXTRACT"}
+_SYNTAX: Mapping[Engine, frozenset[str]] = {
+    "duckdb": _CLAUSES | {"CAST", "TRY_CAST", "EXTRACT"},
+    "postgres": (_CLAUSES - {"EXCLUDE", "QUALIFY"}) | {"CAST", "EXTRACT"},
+}
+# Keywords written as read: each engine reads them as sqlglot does. sqlglot reads more
+# than either engine (DIV, RLIKE, SEMI, CLUSTER BY, LATERAL VIEW …); any keyword not
+# listed makes the caller write the SQL with sqlglot, in the engine's own syntax.
+_KEYWORDS_BOTH = frozenset(
+    TokenType[name]
+    for name in re.findall(
+        r"\S+",
+        """ALIAS ALL AND ANY ARRAY ASC BETWEEN BIGINT BOOLEAN CASE CROSS CUBE
+    CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATE DECIMAL DESC DISTINCT DOUBLE ELSE END
+    ESCAPE EXCEPT EXISTS FALSE FILTER FIRST FLOAT FROM FULL GROUPING_SETS GROUP_BY HAVING
+    ILIKE IN INNER INT INTERSECT INTERVAL IS JOIN JSON LEFT LIKE LIMIT NOT NULL OFFSET ON OR
+    ORDER_BY OUTER OVER PARTITION_BY RECURSIVE REPLACE RIGHT ROLLUP ROWS SELECT SMALLINT
+    SOME TEXT THEN TIME TIMESTAMPTZ TRUE UNION USING UUID VALUES WHEN WHERE WINDOW WITH
+    FETCH NEXT ONLY""",
+    )
+)
+_KEYWORDS: Mapping[Engine, frozenset[TokenType]] = {
+    "duckdb": _KEYWORDS_BOTH
+    | {TokenType.QUALIFY, TokenType.TIMESTAMPNTZ, TokenType.STRUCT, TokenType.PERCENT},
+    "postgres": _KEYWORDS_BOTH
+    | {TokenType.TIMESTAMP, TokenType.VARCHAR, TokenType.ROW, TokenType.LATERAL}
+    | {TokenType.JSONB},
+}
+# Plain words (not names, not calls) written as read: window frames, NULLS LAST, AT
+# TIME ZONE, and the parts of dates and intervals.
+_WORDS_BOTH = frozenset(
+    re.findall(
+        r"\S+",
+        """NULLS LAST UNBOUNDED PRECEDING FOLLOWING CURRENT WITHIN GROUP AT ZONE RANGE
+    PRECISION YEAR YEARS MONTH MONTHS DAY DAYS HOUR HOURS MINUTE MINUTES SECOND SECONDS
+    WEEK WEEKS QUARTER EPOCH DOW DOY ISODOW ISOYEAR DECADE CENTURY MILLENNIUM MILLISECOND
+    MILLISECONDS MICROSECOND MICROSECONDS""",
+    )
+)
+_PLAIN_WORDS: Mapping[Engine, frozenset[str]] = {
+    "duckdb": _WORDS_BOTH | {"EXCLUDE", "SAMPLE"},
+    "postgres": _WORDS_BOTH,
+}
 
 Edit = tuple[int, str]  # the last character it replaces, and the text put there
 
@@ -59,7 +100,7 @@ def render(
     engine: Engine,
     identifiers: Collection[int],
     edits: Mapping[int, Edit],
-    allowed: Collection[str],
+    calls: Collection[str],
     suffix: str = "",
     wrap: bool = False,
 ) -> str | None:
@@ -68,7 +109,8 @@ def render(
     ``identifiers`` are the offsets where a name (not a keyword) starts; ``edits`` maps
     the offset of a token to replace, with the ones after it up to the edit's end;
     ``suffix`` goes at the end; ``wrap`` puts the query in ``SELECT * FROM (…) AS q``
-    first. ``allowed`` are the function names (lower case) that may run as written.
+    first. ``calls`` are the functions (lower case) the engine may call by the name as
+    written: its own built-ins (see :data:`catalog.queries.policy.CALLS_AS_WRITTEN`).
 
     One loop with no call per token: this runs for every query seen for the first time.
     """
@@ -79,6 +121,7 @@ def render(
     starts.append(-1)
     next_edit, edit_index = starts[0], 0
     glue, rules, words = _GLUE.get, _RULES, _WORDS
+    syntax, keywords, plain_words = _SYNTAX[engine], _KEYWORDS[engine], _PLAIN_WORDS[engine]
     var, string, quoted_name, paren = (
         TokenType.VAR,
         TokenType.STRING,
@@ -112,34 +155,36 @@ def render(
                         return None
                 upper, lower, clause = word
                 before = _SPACE
-                if start in identifiers:  # a name: its case may name a result column
+                if index + 1 < count and tokens[index + 1].token_type is paren:
+                    # A call, a grammar form, or a type and its size. The engine calls a
+                    # function by the name as written, so that must be one of its own
+                    # built-ins: sqlglot's name for it passed the allow-list, not this.
+                    if lower not in calls and upper not in syntax:
+                        if kind not in keywords or kind not in Parser.TYPE_TOKENS:
+                            return None
+                        if index == 0 or tokens[index - 1].token_type not in _CAST_MARKS:
+                            return None
+                    text = upper
+                elif start in identifiers:  # a name: its case may name a result column
                     if fold:
                         text = lower
-                else:  # a keyword, a function, or a word such as YEAR, DAY or NULLS
+                elif kind is var:
+                    if upper not in plain_words:
+                        return None
                     text = upper
-                    if clause:
-                        then = _PLAIN
-                    elif (
-                        index + 1 < count
-                        and tokens[index + 1].token_type is paren
-                        and lower not in allowed
-                        and upper not in _SYNTAX
-                    ):
-                        # A call, unless it is a type and its size (AS NUMERIC(12, 2)).
-                        # The engine runs the name as written, so that name must be on
-                        # the allow-list too, not only the one sqlglot read it as.
-                        if kind is var or kind not in Parser.TYPE_TOKENS or index == 0:
-                            return None
-                        if tokens[index - 1].token_type not in _CAST_MARKS:
-                            return None
+                elif kind in keywords:
+                    text = upper
+                else:
+                    return None
+                if clause:
+                    then = _PLAIN
             elif kind is string:  # no backslash: no engine setting reads an escape in it
                 if "\\" in text:
                     return None
                 text = "'" + text.replace("'", "''") + "'"
             elif kind is quoted_name:
-                call = index + 1 < count and tokens[index + 1].token_type is paren
-                if call and text.lower() not in allowed and start not in identifiers:
-                    return None  # "LEN"(x): the engine calls the name as written
+                if index + 1 < count and tokens[index + 1].token_type is paren:
+                    return None  # "lower"(x): a function looked up by that exact name
                 text = '"' + text.replace('"', '""') + '"'
             elif before == _NUMBER_FIRST:
                 if not _DECIMAL.match(text):

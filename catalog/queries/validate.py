@@ -16,6 +16,7 @@ SQL that runs is written back from the tokens sqlglot read when they are all pla
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import itertools
 import logging
@@ -37,7 +38,13 @@ from sqlglot.tokens import Tokenizer
 
 from catalog.queries import splice
 from catalog.queries.errors import QueryRejected
-from catalog.queries.policy import ALLOWED_FUNCTIONS, Engine, is_denied, may_name_denied
+from catalog.queries.policy import (
+    ALLOWED_FUNCTIONS,
+    CALLS_AS_WRITTEN,
+    Engine,
+    is_denied,
+    may_name_denied,
+)
 from catalog.queries.resolve import catalog_columns, columns_used
 
 DIALECTS = ("duckdb", "postgres")
@@ -699,6 +706,10 @@ def _spliced(
     if limit is not None:
         written = _plain_limit(limit)
         meta = limit.expression._meta if written is not None else None
+        if meta and "start" in meta:
+            at = bisect.bisect_left(tokens, meta["start"], key=_token_start)
+            if at == 0 or tokens[at - 1].token_type is not TokenType.LIMIT:
+                return None  # LIMIT 2, 5: not every engine reads it, sqlglot writes it
         if written is not None and meta and "start" in meta:
             edits[meta["start"]] = (meta["end"], str(min(written, rows + 1)))
             suffix = ""
@@ -709,7 +720,7 @@ def _spliced(
         engine=engine,
         identifiers=found.identifiers,
         edits=edits,
-        allowed=ALLOWED_FUNCTIONS[engine],
+        calls=CALLS_AS_WRITTEN[engine],
         suffix=suffix,
         wrap=wrap,
     )
@@ -808,6 +819,11 @@ def _limited(tree: exp.Expr, rows: int, engine: Engine) -> exp.Expr:
         return _as_expr(query.limit(min(written, rows + 1), copy=False))
     outer = exp.select("*").from_(query.subquery("q", copy=False))
     return _as_expr(outer.limit(rows + 1, copy=False))
+
+
+def _token_start(token: Any) -> int:
+    start: int = token.start
+    return start
 
 
 def _plain_limit(limit: exp.Expr) -> int | None:

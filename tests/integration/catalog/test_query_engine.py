@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from catalog.queries import execute
 from catalog.queries.errors import QueryError, QueryFailed, QueryTimeout, WarehouseBusy
+from catalog.queries.policy import CALL_FORMS, CALLS_AS_WRITTEN
 from catalog.queries.roles import grant_query_access, role_name
 from catalog.queries.versions import data_version
 from catalog.refresh import refresh
@@ -189,6 +190,48 @@ def test_postgres_refuses_what_the_validator_would(pg: Settings, sql: str, refus
         with pytest.raises(QueryFailed, match="read-only transaction"):
             run(pg, f"delete from {marts!r}.t".replace("'", '"'), "admin")
     assert run(pg, f'select count(*) from "{marts}".t', "admin") == [(10,)]
+
+
+def test_postgres_calls_only_built_in_functions_by_a_plain_name(pg: Settings) -> None:
+    """A function a schema on PostgreSQL's default search path adds is never what a
+    plain name calls: the query roles search pg_catalog only."""
+    marts = pg.warehouse_schema("marts")
+    probe = f"{marts}_probe"  # unique to this test run
+    owner = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    try:
+        with owner, owner.cursor() as cur:
+            cur.execute(
+                f"CREATE FUNCTION public.{probe}(varchar) RETURNS text "
+                "LANGUAGE sql AS $$ SELECT 'ran' $$"
+            )
+            cur.execute(f"GRANT EXECUTE ON FUNCTION public.{probe}(varchar) TO PUBLIC")
+        table = f'"{marts}".t'
+        assert run(pg, f"select public.{probe}('x') from {table} limit 1", "admin") == [("ran",)]
+        with pytest.raises(QueryFailed, match="does not exist"):
+            run(pg, f"select {probe}('x') from {table} limit 1", "admin")
+    finally:
+        with owner, owner.cursor() as cur:
+            cur.execute(f"DROP FUNCTION IF EXISTS public.{probe}(varchar)")
+        owner.close()
+
+
+def test_every_call_run_as_written_on_postgres_is_a_built_in() -> None:
+    """The splicer lets PostgreSQL call these by the name as written: each must be one
+    of its own functions (or a grammar form such as COALESCE), not a name only sqlglot
+    knows (GROUP_CONCAT, IF, EXPLODE …)."""
+    owner = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    try:
+        with owner.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT proname FROM pg_proc JOIN pg_namespace n "
+                "ON n.oid = pronamespace WHERE nspname = 'pg_catalog'"
+            )
+            built_in = {name for (name,) in cur.fetchall()}
+            assert CALLS_AS_WRITTEN["postgres"] - CALL_FORMS["postgres"] <= built_in
+            for form in CALL_FORMS["postgres"]:
+                cur.execute(f"SELECT {form}(1, 2)")
+    finally:
+        owner.close()
 
 
 def test_postgres_stops_a_query_at_its_timeout(pg: Settings) -> None:

@@ -1064,10 +1064,38 @@ def test_a_string_whose_text_looks_like_a_word_stays_a_string(engine: Engine, li
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_quoted_call_runs_as_written_only_when_that_name_is_allowed(engine: Engine) -> None:
-    """sqlglot reads "LEN"(x) as LENGTH(x); the engine would call LEN as written, which
-    is not on the list, so the SQL is regenerated with the name sqlglot checked."""
+def test_a_quoted_call_is_written_by_sqlglot(engine: Engine) -> None:
+    """A quoted call is looked up by that exact name ("coalesce"(x) in PostgreSQL is a
+    user function, not COALESCE): sqlglot writes it, in the engine's own name."""
     query = fast('select "LEN"(status) as n from marts.orders', engine)
     assert "LENGTH(" in query.sql.upper() and '"LEN"' not in query.sql, query.sql
-    spliced = fast('select "upper"(status) as u from marts.orders', engine)
-    assert '"upper"(status)' in spliced.sql, spliced.sql
+    again = fast("select \"coalesce\"(status, 'x') as c from marts.orders", engine)
+    assert '"coalesce"' not in again.sql and "COALESCE(" in again.sql, again.sql
+
+
+@pytest.mark.parametrize(
+    ("engine", "sql", "absent", "present"),
+    [
+        # Names only sqlglot knows: the engine would look them up as user functions.
+        ("postgres", "select group_concat(status) from marts.orders", "GROUP_CONCAT", "STRING_AGG"),
+        ("postgres", "select if(amount > 1, 1, 2) as x from marts.orders", "IF(", "CASE WHEN"),
+        ("duckdb", "select explode([order_id]) as x from marts.orders", "EXPLODE", "UNNEST"),
+        ("duckdb", "select day_of_week(ordered_at) as d from marts.orders", "DAY_OF_WEEK", "("),
+        # Syntax only sqlglot reads: the engine would refuse it.
+        ("duckdb", "select 7 div 2 as x from marts.orders", " DIV ", "//"),
+        ("duckdb", "select status rlike 'p' as x from marts.orders", "RLIKE", "REGEXP"),
+        ("duckdb", "select order_id from marts.orders limit 2, 5", "LIMIT 2,", "OFFSET"),
+        (
+            "duckdb",
+            "select o.order_id from marts.orders o left semi join marts.customers c "
+            "using (customer_id)",
+            "LEFT SEMI",
+            "SEMI JOIN",
+        ),
+    ],
+)
+def test_what_only_sqlglot_reads_is_written_in_the_engines_own_terms(
+    engine: Engine, sql: str, absent: str, present: str
+) -> None:
+    query = fast(sql, engine)
+    assert absent not in query.sql.upper() and present in query.sql.upper(), query.sql

@@ -30,7 +30,14 @@ from psycopg2.extensions import adapt
 from sqlglot import exp
 
 from catalog.queries.errors import QueryRejected
-from catalog.queries.policy import DENIED_NAME, Engine, is_denied, may_name_denied
+from catalog.queries.policy import (
+    CALL_FORMS,
+    CALLS_AS_WRITTEN,
+    DENIED_NAME,
+    Engine,
+    is_denied,
+    may_name_denied,
+)
 from catalog.queries.validate import KnownTables, Relation, ValidatedQuery, validate
 
 pytestmark = pytest.mark.unit
@@ -654,3 +661,19 @@ def test_the_whole_text_look_finds_every_denied_name() -> None:
     assert may_name_denied('select U&"\\0072ead_csv"(1)')  # an escape: look token by token
     with pytest.raises(QueryRejected, match="not allowed: it reads files"):
         validate("select \"READ_CSV\"('x') from marts.orders", KNOWN, engine="duckdb")
+
+
+def test_every_call_run_as_written_on_duckdb_is_a_built_in() -> None:
+    """The splicer lets DuckDB call these by the name as written: each must be DuckDB's
+    own function (or a grammar form such as COALESCE), not a name only sqlglot knows."""
+    connection = duckdb.connect()
+    built_in = {
+        name
+        for (name,) in connection.execute(
+            "SELECT DISTINCT function_name FROM duckdb_functions() WHERE internal"
+        ).fetchall()
+    }
+    assert CALLS_AS_WRITTEN["duckdb"] - CALL_FORMS["duckdb"] <= built_in
+    for form in CALL_FORMS["duckdb"]:  # grammar forms: DuckDB reads them, no lookup
+        call = f"{form}(0.5) WITHIN GROUP (ORDER BY x)" if "percentile" in form else f"{form}(1)"
+        connection.execute(f"SELECT {call} FROM range(3) AS t(x)").fetchall()
