@@ -21,11 +21,9 @@ from sqlglot import exp
 
 from catalog.queries.policy import Engine
 
-# Where a query's own output names may be used instead of a column, per engine.
-_ALIAS_CLAUSES: Mapping[Engine, frozenset[str]] = {
-    "duckdb": frozenset({"order", "group", "having"}),
-    "postgres": frozenset({"order", "group"}),
-}
+# Where the resolver lets a query use its own output names instead of columns (the
+# engines allow more, with rules of their own: those queries go to qualify).
+_ALIAS_CLAUSES = frozenset({"order"})
 
 # Parts of a query the resolver does not model: any of them sends the query to qualify.
 _UNMODELLED_SELECT = ("laterals", "pivots", "connect", "match", "prewhere", "exclude")
@@ -62,6 +60,7 @@ def catalog_columns(
 
 
 def columns_used(
+    queries: Iterable[exp.Query],
     columns: Iterable[exp.Column],
     stars: Iterable[exp.Star],
     relations: Mapping[int, Mapping[str, str | None]],
@@ -70,13 +69,21 @@ def columns_used(
 ) -> tuple[str, ...] | None:
     """``schema.table.column`` for every catalog column the query reads, or ``None``.
 
-    ``columns`` and ``stars`` are the query's Column and Star nodes; ``relations``
+    ``queries``, ``columns`` and ``stars`` are the query's SELECTs and set operations,
+    Column and Star nodes; ``relations``
     maps each Table node that reads the catalog (by ``id``) to its columns, as
     :func:`catalog_columns` gives them; ``ctes`` maps each Table node that names a CTE
     to that CTE.
     """
     resolver = _Resolver(relations, ctes, engine)
     try:
+        for query in queries:  # every FROM, even one no column is read from
+            if not isinstance(query, exp.Select):
+                _check_positions(query, 0)  # ORDER BY 2 after a UNION: qualify checks it
+                continue
+            resolver.sources(query)
+            starred = any(_is_star(p) for p in query.expressions)
+            _check_positions(query, 0 if starred else len(query.expressions))
         for star in stars:
             resolver.star(star)
         for column in columns:
@@ -98,7 +105,7 @@ class _Resolver:
         self.engine = engine
         self.fold = engine == "duckdb"  # every name compared in lower case
         self.used: dict[str, None] = {}
-        self._scopes: dict[int, tuple[dict[str, Source], set[str]]] = {}
+        self._scopes: dict[int, tuple[dict[str, Source], dict[str, set[str]]]] = {}
 
     def star(self, star: exp.Star) -> None:
         """``SELECT *``: every column of every source. A ``*`` inside a call is not one."""
@@ -133,7 +140,8 @@ class _Resolver:
             name = name.lower()
         # ORDER BY a bare name: the query's own output column of that name comes first
         # (select -x as amount … order by amount sorts by the alias, reads no amount)
-        bare_order = clause == "order" and isinstance(column.parent, exp.Ordered)
+        ordered = column.parent
+        bare_order = isinstance(ordered, exp.Ordered) and ordered.parent is select.args.get("order")
         if table is None and bare_order and name in _aliases(select, self.engine):
             return
         if table is not None:
@@ -144,11 +152,11 @@ class _Resolver:
             if full is not None:
                 self.used[full] = None
             return
-        found = [s for s in sources.values() if name in s]
-        if len(found) == 1 or (found and name in using):
-            for source in found:
-                self.read(source, name)
-        elif found or clause not in _ALIAS_CLAUSES[self.engine]:
+        found = [alias for alias, source in sources.items() if name in source]
+        if len(found) == 1 or (len(found) > 1 and set(found) <= using.get(name, set())):
+            for alias in found:  # one source, or the sources one USING merges
+                self.read(sources[alias], name)
+        elif found or clause not in _ALIAS_CLAUSES:
             raise Unsure  # ambiguous, or unknown here (maybe an outer or lambda name)
         elif name not in _output_names(select, self.engine):
             raise Unsure
@@ -163,35 +171,35 @@ class _Resolver:
             if full is not None:
                 self.used[full] = None
 
-    def sources(self, select: exp.Select) -> tuple[dict[str, Source], set[str]]:
-        """The FROM items of ``select`` by alias, and the names joined with USING."""
+    def sources(self, select: exp.Select) -> tuple[dict[str, Source], dict[str, set[str]]]:
+        """The FROM items of ``select`` by alias, and for each name joined with USING
+        the aliases of the sources it merges."""
         known = self._scopes.get(id(select))
         if known is not None:
             return known
         _model(select, _UNMODELLED_SELECT)
         sources: dict[str, Source] = {}
-        using: set[str] = set()
+        using: dict[str, set[str]] = {}
         from_ = select.args.get("from_")
         if from_ is not None:
             self._add(sources, from_.this)
         for join in select.args.get("joins") or ():
             _model(join, _UNMODELLED_JOIN)  # not NATURAL, ASOF and friends
-            previous = list(sources.values())
-            added = self._add(sources, join.this)
+            previous = dict(sources)
+            alias, added = self._add(sources, join.this)
             for identifier in join.args.get("using") or ():
                 name = key(identifier, self.engine)
-                if name not in added or not any(name in s for s in previous):
-                    raise Unsure
-                using.add(name)
+                merged = [a for a, source in previous.items() if name in source]
+                if name not in added or len(merged) != 1:
+                    raise Unsure  # an unknown or ambiguous USING name
+                using[name] = using.get(name, set()) | {alias, *merged}
                 self.read(added, name)
-                for source in previous:
-                    if name in source:
-                        self.read(source, name)
+                self.read(previous[merged[0]], name)
         scope = (sources, using)
         self._scopes[id(select)] = scope
         return scope
 
-    def _add(self, sources: dict[str, Source], item: exp.Expr) -> Source:
+    def _add(self, sources: dict[str, Source], item: exp.Expr) -> tuple[str, Source]:
         alias = item.args.get("alias")
         if isinstance(alias, exp.TableAlias) and alias.args.get("columns"):
             raise Unsure  # AS t(a, b): renamed columns
@@ -217,7 +225,28 @@ class _Resolver:
         if not name or name in sources:
             raise Unsure
         sources[name] = source
-        return source
+        return name, source
+
+
+def _check_positions(query: exp.Query, count: int) -> None:
+    """GROUP BY 2 / ORDER BY 3 must name one of the ``count`` output columns."""
+    for clause in ("group", "order"):
+        node = query.args.get(clause)
+        for item in node.expressions if node is not None else ():
+            target = item.this if isinstance(item, exp.Ordered) else item
+            if (
+                isinstance(target, exp.Literal)
+                and target.is_int
+                and not 1 <= int(target.name) <= count
+            ):
+                raise Unsure
+
+
+def _is_star(projection: exp.Expr) -> bool:
+    """``*`` or ``t.*``: output columns the query does not name."""
+    return isinstance(projection, exp.Star) or (
+        isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+    )
 
 
 def _model(node: exp.Expr, unmodelled: tuple[str, ...]) -> None:
@@ -239,7 +268,7 @@ def _scope_of(column: exp.Column) -> tuple[exp.Select, str]:
         if bound is _SCOPE:
             return node, child.arg_key or ""  # type: ignore[return-value]
         if bound is _UNSURE:
-            raise Unsure  # a set operation's ORDER BY, or a lambda's body
+            raise Unsure  # a set operation's ORDER BY, a lambda's or a comprehension's
         child, node = node, node.parent
     raise Unsure
 
@@ -251,7 +280,7 @@ _BOUNDS: dict[type, str] = {}
 def _bound(node_type: type) -> str:
     if issubclass(node_type, exp.Select):
         return _SCOPE
-    if issubclass(node_type, exp.SetOperation | exp.Lambda):
+    if issubclass(node_type, exp.SetOperation | exp.Lambda | exp.Comprehension):
         return _UNSURE
     return _THROUGH
 
@@ -264,9 +293,7 @@ def _output_names(query: exp.Expr, engine: Engine) -> dict[str, str | None]:
         raise Unsure
     names: dict[str, str | None] = {}
     for projection in query.expressions:
-        if isinstance(projection, exp.Star) or (
-            isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
-        ):
+        if _is_star(projection):
             raise Unsure  # the columns a star stands for are not named here
         if isinstance(projection, exp.Alias):
             identifier = projection.args.get("alias")

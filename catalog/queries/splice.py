@@ -174,6 +174,8 @@ def render(
                     text = upper
                 elif kind in keywords:
                     text = upper
+                    if fold and kind is TokenType.FROM and (after == _OPEN or not out):
+                        return None  # (FROM t SELECT …): DuckDB's, not PostgreSQL's
                 else:
                     return None
                 if clause:
@@ -196,7 +198,10 @@ def render(
         if out:
             spaced = rules[after + before]
             if spaced == _IF_GAP:  # as the user wrote it
-                spaced = start > tokens[index - 1].end + 1
+                previous = tokens[index - 1]
+                if fold and previous.token_type is TokenType.R_BRACKET:
+                    return None  # ARRAY[1, 2][1]: PostgreSQL needs (ARRAY[1, 2])[1]
+                spaced = start > previous.end + 1
             elif spaced == _UNSURE:
                 return None
             if spaced:

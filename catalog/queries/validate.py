@@ -280,7 +280,9 @@ def _validate(
     names = _parameters(found.placeholders, params)
     tables = _qualify_tables(found.tables, known, engine, found.ctes)
     rows = min(limit, cap) if limit is not None else cap
-    columns = columns_used(found.columns, found.stars, tables.relations, tables.ctes, engine)
+    columns = columns_used(
+        found.queries, found.columns, found.stars, tables.relations, tables.ctes, engine
+    )
     shown = None
     if read == engine and not names:
         shown = _spliced(tokens, tree, found, tables, rows, engine)
@@ -288,18 +290,7 @@ def _validate(
         canonical = bindable = shown
     else:
         tables.write_into_tree()
-        tree = _limited(tree, rows, engine)
-        shown, bindable = _render(tree, engine, names)
-        # The cache key: sqlglot's writing of the statement (whitespace, keyword case
-        # and comments gone). PostgreSQL folds unquoted names, so they are folded here
-        # too; DuckDB keeps their spelling as result column names, so it is kept.
-        canonical = (
-            normalize_identifiers(tree.copy(), dialect=engine).sql(
-                dialect=engine, comments=False, copy=False
-            )
-            if engine == "postgres"
-            else shown
-        )
+        tree, shown, bindable, canonical = _written_by_sqlglot(tree, engine, names, rows)
     if columns is None:  # a shape the resolver does not model: sqlglot's qualify
         tables.write_into_tree()
         columns = _columns_used(tree, known, engine)  # (changes the tree in place)
@@ -313,6 +304,33 @@ def _validate(
         parameters=tuple(sorted(names)) if names else (),
         bind_sql=bindable,
     )
+
+
+def _written_by_sqlglot(
+    tree: exp.Expr, engine: Engine, names: Collection[str], rows: int
+) -> tuple[exp.Expr, str, str, str]:
+    """The limited tree, and sqlglot's writing of it: shown, bindable and canonical."""
+    try:
+        tree = _limited(tree, rows, engine)
+        shown, bindable = _render(tree, engine, names)
+        # The cache key: sqlglot's writing of the statement (whitespace, keyword case
+        # and comments gone). PostgreSQL folds unquoted names, so they are folded here
+        # too; DuckDB keeps their spelling as result column names, so it is kept.
+        canonical = (
+            normalize_identifiers(tree.copy(), dialect=engine).sql(
+                dialect=engine, comments=False, copy=False
+            )
+            if engine == "postgres"
+            else shown
+        )
+    except QueryRejected:
+        raise
+    except Exception as exc:  # sqlglot's generator fails on a few shapes it parses
+        raise QueryRejected(
+            f"The query cannot be written for {engine}: {_first_line(exc)}",
+            hint="rewrite the call or construct it names",
+        ) from None
+    return tree, shown, bindable, canonical
 
 
 @cache
@@ -435,6 +453,7 @@ def _check_statement(tree: exp.Expr, sql: str) -> None:
 class _Found:
     """What one walk over the checked tree collected for the steps after it."""
 
+    queries: list[exp.Query]  # every SELECT and set operation
     tables: list[exp.Table]
     columns: list[exp.Column]
     stars: list[exp.Star]
@@ -444,9 +463,21 @@ class _Found:
 
 
 # What the walk does with a node, by its type (worked out once per type).
-_REFUSE, _QUERY, _TABLE, _UNNEST, _FUNC, _COLUMN, _STAR, _PLACEHOLDER, _NAME, _WITH, _OTHER = range(
-    11
-)
+(
+    _REFUSE,
+    _QUERY,
+    _TABLE,
+    _UNNEST,
+    _FUNC,
+    _COLUMN,
+    _STAR,
+    _PLACEHOLDER,
+    _NAME,
+    _WITH,
+    _LATERAL,
+    _OPERATOR,
+    _OTHER,
+) = range(13)
 _KINDS: dict[type, int] = {}
 
 
@@ -462,6 +493,8 @@ def _kind(node_type: type) -> int:
         (_PLACEHOLDER, exp.Placeholder | exp.Parameter),
         (_NAME, exp.Identifier),
         (_WITH, exp.With),
+        (_LATERAL, exp.Lateral),
+        (_OPERATOR, exp.Operator),
     ):
         if issubclass(node_type, types):
             return kind
@@ -473,7 +506,7 @@ def _kind(node_type: type) -> int:
 def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
     """Refuse what a read-only query may not contain, collecting what later steps use."""
     allowed, kinds = ALLOWED_FUNCTIONS[engine], _KINDS
-    found = _Found([], [], [], [], set(), False)
+    found = _Found([], [], [], [], [], set(), False)
     name_at = found.identifiers.add
     node: Any  # typed by its kind, without a cast per node
     for node in tree.walk():
@@ -501,6 +534,7 @@ def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
         elif kind == _WITH:
             found.ctes = True
         elif kind == _QUERY:
+            found.queries.append(node)
             if node.args.get("into"):
                 raise QueryRejected("SELECT … INTO creates a table; only reading is allowed")
             if node.args.get("locks"):
@@ -508,6 +542,14 @@ def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
         elif kind == _REFUSE:
             raise QueryRejected(
                 f"Only reading is allowed; the query contains {_describe(node, '')}"
+            )
+        elif kind == _LATERAL:  # over a name, sqlglot reads no table: nothing checks it
+            if isinstance(node.this, exp.Column | exp.Dot | exp.Identifier | exp.Table):
+                raise QueryRejected("LATERAL may only join a subquery; read tables by name")
+        elif kind == _OPERATOR:
+            raise QueryRejected(
+                "OPERATOR(…) is not allowed: it may name any schema's operator",
+                hint="write the operator itself, such as + or =",
             )
         else:  # a function call
             if kind == _UNNEST and isinstance(node.parent, exp.From | exp.Join):
@@ -684,8 +726,28 @@ def _qualify_tables(
 
 @cache
 def _reserved(engine: Engine) -> frozenset[str]:
-    """Words sqlglot reads as keywords in ``engine``'s SQL: names spelled so are quoted."""
-    return frozenset(_dialect(engine).tokenizer_class.KEYWORDS)
+    """Words read as keywords in ``engine``'s SQL, by sqlglot or the engine: a schema or
+    table spelled so is written quoted."""
+    keywords = _dialect(engine).tokenizer_class.KEYWORDS
+    return frozenset(word for key in keywords for word in key.split()) | _ENGINE_RESERVED
+
+
+# PostgreSQL's reserved key words (DuckDB's grammar derives from it), and DuckDB's own.
+_ENGINE_RESERVED = frozenset(
+    re.findall(
+        r"\S+",
+        """ALL ANALYSE ANALYZE AND ANY ARRAY AS ASC ASYMMETRIC AUTHORIZATION BINARY BOTH CASE
+        CAST CHECK COLLATE COLLATION COLUMN COLUMNS CONCURRENTLY CONSTRAINT CREATE CROSS
+        CURRENT_CATALOG CURRENT_DATE CURRENT_ROLE CURRENT_SCHEMA CURRENT_TIME
+        CURRENT_TIMESTAMP CURRENT_USER DEFAULT DEFERRABLE DESC DISTINCT DO ELSE END EXCEPT
+        FALSE FETCH FOR FOREIGN FREEZE FROM FULL GRANT GROUP HAVING ILIKE IN INITIALLY INNER
+        INTERSECT INTO IS ISNULL JOIN LATERAL LEADING LEFT LIKE LIMIT LOCALTIME
+        LOCALTIMESTAMP NATURAL NOT NOTNULL NULL OFFSET ON ONLY OR ORDER OUTER OVERLAPS
+        PLACING PRIMARY QUALIFY REFERENCES RETURNING RIGHT SELECT SESSION_USER SIMILAR SOME
+        SYMMETRIC TABLE TABLESAMPLE THEN TO TRAILING TRUE UNION UNIQUE USER USING VARIADIC
+        VERBOSE WHEN WHERE WINDOW WITH PIVOT UNPIVOT ASOF POSITIONAL SEMI ANTI LAMBDA""",
+    )
+)
 
 
 def _spliced(
@@ -700,6 +762,12 @@ def _spliced(
     ``None`` when it must be regenerated from the tree."""
     if tables.edits is None or not isinstance(tree, exp.Select | exp.SetOperation):
         return None
+    for query in found.queries:
+        if isinstance(query, exp.SetOperation) and any(
+            isinstance(side, exp.Select) and any(side.args.get(k) for k in _OWN_ROWS)
+            for side in (query.this, query.expression)
+        ):
+            return None  # select … limit 5 union select …: sqlglot adds the parentheses
     edits = dict(tables.edits)
     suffix, wrap = f" LIMIT {rows + 1}", False
     limit = tree.args.get("limit")
@@ -819,6 +887,9 @@ def _limited(tree: exp.Expr, rows: int, engine: Engine) -> exp.Expr:
         return _as_expr(query.limit(min(written, rows + 1), copy=False))
     outer = exp.select("*").from_(query.subquery("q", copy=False))
     return _as_expr(outer.limit(rows + 1, copy=False))
+
+
+_OWN_ROWS = ("order", "limit", "offset")
 
 
 def _token_start(token: Any) -> int:

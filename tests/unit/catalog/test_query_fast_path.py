@@ -39,7 +39,7 @@ import catalog.queries.validate as validation
 from catalog.queries.errors import QueryRejected
 from catalog.queries.policy import Engine
 from catalog.queries.resolve import columns_used
-from catalog.queries.validate import KnownTables, ValidatedQuery, validate
+from catalog.queries.validate import KnownTables, Relation, ValidatedQuery, validate
 from tests.unit.catalog.test_query_validation import (
     CAP,
     ENGINES,
@@ -1092,6 +1092,20 @@ def test_a_quoted_call_is_written_by_sqlglot(engine: Engine) -> None:
             "LEFT SEMI",
             "SEMI JOIN",
         ),
+        (
+            "postgres",
+            "select order_id from marts.orders where order_id in "
+            "(from marts.orders select order_id)",
+            "(FROM",
+            "(SELECT",
+        ),
+        ("postgres", "select array[1, 2][1] as x from marts.orders", "][", "(ARRAY[1, 2])[1]"),
+        (
+            "duckdb",
+            "select order_id from marts.orders limit 5 union all select order_id from marts.orders",
+            "SELECT ORDER_ID FROM MARTS.ORDERS LIMIT 5 UNION",
+            "LIMIT 5) UNION",
+        ),
     ],
 )
 def test_what_only_sqlglot_reads_is_written_in_the_engines_own_terms(
@@ -1099,3 +1113,70 @@ def test_what_only_sqlglot_reads_is_written_in_the_engines_own_terms(
 ) -> None:
     query = fast(sql, engine)
     assert absent not in query.sql.upper() and present in query.sql.upper(), query.sql
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select count(*) from marts.orders o join marts.customers c using (nope)",
+        "select order_id from marts.orders order by 2",
+        "select status, count(*) from marts.orders group by 3",
+        "select count(*) as n from marts.orders group by n",
+    ],
+)
+def test_what_the_slow_path_refuses_the_fast_path_refuses(
+    engine: Engine, sql: str, slow: Validator
+) -> None:
+    with pytest.raises(QueryRejected) as refused:
+        slow(sql, engine)
+    with pytest.raises(QueryRejected) as also:
+        fast(sql, engine)
+    assert also.value.message == refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("engine", "sql", "read", "not_read"),
+    [
+        (  # a USING join reads its key from both sides, even with no other column
+            "postgres",
+            "select count(*) from marts.orders o join marts.customers c using (customer_id)",
+            {"marts.orders.customer_id", "marts.customers.customer_id"},
+            set(),
+        ),
+        (  # ORDER BY inside a window reads the column, not the output alias
+            "duckdb",
+            "select -order_id as amount from marts.orders "
+            "order by row_number() over (order by amount)",
+            {"marts.orders.order_id", "marts.orders.amount"},
+            set(),
+        ),
+        (  # a comprehension's variable is no column
+            "duckdb",
+            "select [amount for amount in [1, 2]] as l from marts.orders",
+            set(),
+            {"marts.orders.amount"},
+        ),
+        (  # the USING key of orders and customers, not stg_orders' column of that name
+            "duckdb",
+            "select customer_id from marts.orders o join marts.customers c using (customer_id) "
+            "join staging.stg_orders s on s.order_id = o.order_id",
+            {"marts.orders.customer_id", "marts.customers.customer_id"},
+            {"staging.stg_orders.customer_id"},
+        ),
+    ],
+)
+def test_the_columns_a_query_reads_are_the_ones_reported(
+    engine: Engine, sql: str, read: set[str], not_read: set[str]
+) -> None:
+    columns = set(fast(sql, engine).columns)
+    assert read <= columns and not (not_read & columns), columns
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_schema_named_like_a_reserved_word_is_written_quoted(engine: Engine) -> None:
+    known = KnownTables(
+        (*KNOWN.readable, Relation("group", "order", ("a",), ("BIGINT",))), KNOWN.hidden
+    )
+    query = validate('select a from "group"."order"', known, engine=engine)
+    assert '"group"."order"' in query.sql, query.sql
