@@ -153,7 +153,7 @@ def _duckdb(
                 relation = session.connection.sql(sql, params=bound)
                 names = list(relation.columns)
                 types = [str(t) for t in relation.types]
-            # ``sql`` is the validated statement as sqlglot wrote it (no comments); its
+            # ``sql`` is the validated statement as the validator wrote it (no comments); its
             # columns are renamed by position (two may share a name) and rendered here.
             if fmt == "csv":
                 yield _csv_line(names).encode()

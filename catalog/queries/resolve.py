@@ -9,8 +9,9 @@ the columns the validator already collected.
 It answers only when it is sure. Anything it does not model — a column it cannot
 place, an ambiguous name, a correlated reference, a struct field, a lambda variable, a
 NATURAL join, a star over a source whose columns it does not know — makes it answer
-``None``, and the caller falls back to ``qualify``, which also words the errors. So the
-resolver can make a query faster, never accept one ``qualify`` refuses.
+``None``, and the caller falls back to ``qualify``, which also words the errors. It is
+there to make a query faster, never to accept one ``qualify`` refuses: the differential
+tests (``tests/unit/catalog/test_query_fast_path.py``) hold it to that.
 """
 
 from __future__ import annotations
@@ -70,10 +71,9 @@ def columns_used(
     """``schema.table.column`` for every catalog column the query reads, or ``None``.
 
     ``queries``, ``columns`` and ``stars`` are the query's SELECTs and set operations,
-    Column and Star nodes; ``relations``
-    maps each Table node that reads the catalog (by ``id``) to its columns, as
-    :func:`catalog_columns` gives them; ``ctes`` maps each Table node that names a CTE
-    to that CTE.
+    Column and Star nodes; ``relations`` maps each Table node that reads the catalog
+    (by ``id``) to its columns, as :func:`catalog_columns` gives them; ``ctes`` maps
+    each Table node that names a CTE to that CTE.
     """
     resolver = _Resolver(relations, ctes, engine)
     try:
