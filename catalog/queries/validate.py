@@ -758,8 +758,8 @@ def _spliced(
     rows: int,
     engine: Engine,
 ) -> str | None:
-    """The SQL as it will run, written from the user's tokens (see :mod:`.splice`), or
-    ``None`` when it must be regenerated from the tree."""
+    """The SQL as it will run, written from the tokens sqlglot read (see :mod:`.splice`),
+    or ``None`` when sqlglot must write it from the tree."""
     if tables.edits is None or not isinstance(tree, exp.Select | exp.SetOperation):
         return None
     for query in found.queries:
@@ -781,6 +781,8 @@ def _spliced(
         if written is not None and meta and "start" in meta:
             edits[meta["start"]] = (meta["end"], str(min(written, rows + 1)))
             suffix = ""
+        elif limit.args.get("offset"):
+            return None  # LIMIT 2, 5 in any form: sqlglot writes it
         else:  # LIMIT ALL, a percent, an expression, FETCH …: the engine's, then ours
             wrap = True
     return splice.render(
