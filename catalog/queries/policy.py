@@ -87,9 +87,8 @@ date_diff datediff day dayname dayofweek dayofyear epoch epoch_ms ends_with hash
 isinf isnan last_day len levenshtein list_aggregate list_contains list_distinct list_filter
 list_slice list_sort list_transform list_value make_time make_timestamp median minute mode
 month monthname octet_length percentile_cont percentile_disc printf quantile_cont
-quantile_disc quarter regexp_extract
-regexp_matches second sha256 strftime string_split strptime time_bucket today typeof
-unicode week year yearweek
+quantile_disc quarter regexp_extract regexp_matches second sha256 strftime string_split
+strptime time_bucket today typeof unicode week year yearweek
 """
 _CALLS_POSTGRES = """
 age array_append array_cat array_length array_position array_remove array_to_string

@@ -45,7 +45,7 @@ from catalog.queries.policy import (
     is_denied,
     may_name_denied,
 )
-from catalog.queries.resolve import catalog_columns, columns_used
+from catalog.queries.resolve import catalog_columns, columns_used, key
 
 DIALECTS = ("duckdb", "postgres")
 MEMO_SIZE = 2048
@@ -608,16 +608,6 @@ def _parameter_name(node: exp.Expr) -> str | None:
     return None
 
 
-def _name_key(identifier: exp.Expr | None, engine: Engine) -> str:
-    """How ``engine`` compares this name: DuckDB ignores case; PostgreSQL folds unquoted
-    names to lower case and keeps quoted ones as written."""
-    if not isinstance(identifier, exp.Identifier):
-        return ""
-    if engine == "duckdb" or not identifier.quoted:
-        return identifier.name.lower()
-    return identifier.name
-
-
 def _visible_ctes(table: exp.Table, engine: Engine) -> dict[str, exp.Expr]:
     """The CTEs ``table`` can refer to where it stands, by name: those of every
     enclosing WITH whose body holds it, and within a WITH only the CTEs defined before
@@ -647,7 +637,7 @@ def _visible_ctes(table: exp.Table, engine: Engine) -> dict[str, exp.Expr]:
 
 def _cte_name(cte: exp.Expr, engine: Engine) -> str:
     alias = cte.args.get("alias")
-    return _name_key(alias.this if alias else None, engine)
+    return key(alias.this if alias else None, engine)
 
 
 def _in_recursive_term(table: exp.Table, cte: exp.Expr) -> bool:
@@ -697,7 +687,7 @@ def _qualify_tables(
                 f"Name tables as schema.table; {table.sql()!r} names a database too"
             )
         if db is None and ctes:
-            cte = _visible_ctes(table, engine).get(_name_key(identifier, engine))
+            cte = _visible_ctes(table, engine).get(key(identifier, engine))
             if cte is not None:
                 resolved.ctes[id(table)] = cte
                 continue

@@ -46,6 +46,7 @@ from tests.unit.catalog.test_query_validation import (
     KNOWN,
     Case,
     corpus,
+    create_known_tables,
     outer_limit,
     parse_output,
 )
@@ -257,13 +258,7 @@ def build_warehouse(with_rows: bool) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with tables shaped like :data:`KNOWN` (as the corpus module's
     ``warehouse`` fixture builds them), empty or holding :data:`ROWS`."""
     connection = duckdb.connect(":memory:")
-    for relation in KNOWN.readable:
-        connection.execute(f'create schema if not exists "{relation.schema}"')
-        columns = ", ".join(
-            f'"{column}" {kind}'
-            for column, kind in zip(relation.columns, relation.types, strict=True)
-        )
-        connection.execute(f'create table "{relation.schema}"."{relation.name}" ({columns})')
+    create_known_tables(connection)
     if with_rows:
         for table, rows in ROWS.items():
             connection.execute(f"insert into {table} values {', '.join(rows)}")

@@ -229,10 +229,8 @@ def interpolate_like_psycopg2(bind_sql: str, params: Mapping[str, Any]) -> str:
     return bind_sql % quoted
 
 
-@pytest.fixture(scope="module")
-def warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB with empty tables shaped like :data:`KNOWN` (no server)."""
-    connection = duckdb.connect(":memory:")
+def create_known_tables(connection: duckdb.DuckDBPyConnection) -> None:
+    """Empty tables shaped like :data:`KNOWN` in ``connection``."""
     for relation in KNOWN.readable:
         connection.execute(f'create schema if not exists "{relation.schema}"')
         columns = ", ".join(
@@ -240,6 +238,13 @@ def warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
             for column, kind in zip(relation.columns, relation.types, strict=True)
         )
         connection.execute(f'create table "{relation.schema}"."{relation.name}" ({columns})')
+
+
+@pytest.fixture(scope="module")
+def warehouse() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with empty tables shaped like :data:`KNOWN` (no server)."""
+    connection = duckdb.connect(":memory:")
+    create_known_tables(connection)
     connection.execute("set enable_external_access = false")
     yield connection
     connection.close()
