@@ -33,6 +33,7 @@ import anyio
 import duckdb
 import httpx
 import pytest
+import redis
 import socketio
 import websocket
 from litestar import Litestar
@@ -41,6 +42,7 @@ from litestar.testing import TestClient
 from api.app import create_app
 from benchmarks.api import free_port
 from benchmarks.dagster import dagster_services
+from headwater import events
 from headwater.settings import Settings
 from ingest.runner import run_all
 from ingest.sample_data import generate
@@ -443,6 +445,10 @@ def replicas(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         HEADWATER_REDIS_URL=REDIS_URL,
         HEADWATER_DAGSTER_URL=stack.dagster_url,
     )
+    # Each process listens to the events channel once it is up: count them in.
+    bus = redis.Redis.from_url(REDIS_URL)
+    channel = events.channel(stack.settings.metadata_url)
+    listening = dict(bus.pubsub_numsub(channel)).get(channel.encode(), 0)
     processes, urls = [], []
     try:
         for n in range(2):
@@ -466,8 +472,15 @@ def replicas(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                         break
                 assert time.monotonic() < deadline, "an API process did not start"
                 time.sleep(0.2)
+        # Healthy is not yet subscribed: an event published before a process listens
+        # reaches it from the store instead, and the test could not tell Redis worked.
+        deadline = time.monotonic() + 30
+        while dict(bus.pubsub_numsub(channel)).get(channel.encode(), 0) < listening + 2:
+            assert time.monotonic() < deadline, "the API processes never listened on Redis"
+            time.sleep(0.1)
         yield urls
     finally:
+        bus.close()
         for process in processes:
             process.terminate()
         for process in processes:
