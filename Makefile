@@ -12,8 +12,11 @@ export UV_PYTHON ?= 3.11
 	python3 -m venv .tools
 	.tools/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
+# Then the SQL validator's hot modules compiled (headwater/native.py): skipped when current,
+# and without a C compiler the sources run as they are.
 install: $(UV)
 	$(UV) sync --frozen --quiet --compile-bytecode
+	-$(UV) run --frozen python -m headwater.native
 
 up: install
 	$(UV) run --frozen headwater up
@@ -31,3 +34,4 @@ bench: install
 
 clean:
 	rm -rf .headwater .tools
+	find catalog -name '*.so' -delete -o -name native.json -delete

@@ -6,3 +6,11 @@ enforces the same rules itself (the parser is the first filter, the engine the l
   :class:`~catalog.queries.errors.QueryRejected` saying why not).
 - :mod:`catalog.queries.execute` — runs a validated query on a locked-down connection.
 """
+
+import sys
+
+from headwater.native import use_current_code
+
+# The validator's hot modules run compiled when `make install` built them from the
+# sources now here (headwater/native.py); from their .py files otherwise.
+COMPILED = use_current_code(sys.modules[__name__])

@@ -23,8 +23,8 @@ outside the list, a function whose written name is not on the allow-list) gets
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, Final
 
 from sqlglot import TokenType
 from sqlglot.dialects.duckdb import DuckDB
@@ -95,7 +95,7 @@ Edit = tuple[int, str]  # the last character it replaces, and the text put there
 
 
 def render(
-    tokens: Sequence[Any],
+    tokens: list[Any],
     *,
     engine: Engine,
     identifiers: Collection[int],
@@ -115,12 +115,12 @@ def render(
     One loop with no call per token: this runs for every query seen for the first time.
     """
     out: list[str] = []
-    append = out.append
     fold = engine == "postgres"
     starts = sorted(edits)
     starts.append(-1)
-    next_edit, edit_index = starts[0], 0
-    glue, rules, words = _GLUE.get, _RULES, _WORDS
+    next_edit: int = starts[0]
+    edit_index = 0
+    glue, rules, words = _GLUE, _RULES, _WORDS
     syntax, keywords, plain_words = _SYNTAX[engine], _KEYWORDS[engine], _PLAIN_WORDS[engine]
     var, string, quoted_name, paren = (
         TokenType.VAR,
@@ -128,11 +128,11 @@ def render(
         TokenType.IDENTIFIER,
         TokenType.L_PAREN,
     )
-    after = _OPEN  # how the previous token binds the next one
+    after: int = _OPEN  # how the previous token binds the next one
     skip_to = -1  # the end of the edit being applied
     count = len(tokens)
     for index, token in enumerate(tokens):
-        start = token.start
+        start: int = token.start
         if start <= skip_to:
             continue
         if start == next_edit:
@@ -143,7 +143,7 @@ def render(
         else:
             kind = token.token_type
             text = token.text
-            found = glue(kind)
+            found = glue.get(kind)
             if found is None:  # any other kind of token: a prefixed string, a parameter …
                 return None
             before, then = found
@@ -205,8 +205,8 @@ def render(
             elif spaced == _UNSURE:
                 return None
             if spaced:
-                append(" ")
-        append(text)
+                out.append(" ")
+        out.append(text)
         after = then
     body = "".join(out)
     if wrap:
@@ -228,15 +228,29 @@ def _word(text: str) -> tuple[str, str, bool] | None:
     return word
 
 
-_WORDS: dict[str, tuple[str, str, bool]] = {}  # plain words seen, as _word gives them
+_WORDS: Final[dict[str, tuple[str, str, bool]]] = {}  # plain words seen, as _word gives them
 
 # How a token binds its neighbours: the spacing before it (``_SPACE`` …), and what it
 # asks of the token after it (``_PLAIN`` …); ``_RULES[after + before]`` is the space.
-_SPACE, _TIGHT, _DOT, _PAREN, _BRACKET, _NUMBER_FIRST, _STRING_FIRST, _END, _WORD = range(9)
-_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER, _AFTER_STRING = range(0, 96, 16)
-_IF_GAP = 2  # as the user wrote it: "[" after a space is not a subscript
-_UNSURE = 3  # two tokens whose reading depends on what is between them: regenerate
-_RULES = [1] * 96
+# (Final: the compiled build, headwater/native.py, inlines them.)
+_SPACE: Final = 0
+_TIGHT: Final = 1
+_DOT: Final = 2
+_PAREN: Final = 3
+_BRACKET: Final = 4
+_NUMBER_FIRST: Final = 5
+_STRING_FIRST: Final = 6
+_END: Final = 7
+_WORD: Final = 8
+_PLAIN: Final = 0
+_OPEN: Final = 16
+_AFTER_DOT: Final = 32
+_NAME: Final = 48
+_NUMBER: Final = 64
+_AFTER_STRING: Final = 80
+_IF_GAP: Final = 2  # as the user wrote it: "[" after a space is not a subscript
+_UNSURE: Final = 3  # two tokens whose reading depends on what is between them: regenerate
+_RULES: Final = [1] * 96
 for _after in (_PLAIN, _OPEN, _AFTER_DOT, _NAME, _NUMBER, _AFTER_STRING):
     _RULES[_after + _TIGHT] = 0  # a, b   f(x)   x::int
     _RULES[_after + _DOT] = 0  # a.b
@@ -256,7 +270,7 @@ _WORD_KINDS = {TokenType.VAR} | {
     for text, kind in tokenizer.KEYWORDS.items()
     if text.replace(" ", "_").isidentifier()
 }
-_GLUE: dict[TokenType, tuple[int, int]] = {
+_GLUE: Final[dict[TokenType, tuple[int, int]]] = {
     **dict.fromkeys(_WORD_KINDS, (_WORD, _NAME)),
     TokenType.STRING: (_STRING_FIRST, _AFTER_STRING),
     TokenType.IDENTIFIER: (_SPACE, _NAME),

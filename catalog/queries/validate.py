@@ -26,7 +26,7 @@ import threading
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
-from typing import Any
+from typing import Any, Final
 
 from sqlglot import Dialect, TokenType, exp
 from sqlglot.errors import OptimizeError, ParseError, SqlglotError, TokenError
@@ -462,23 +462,22 @@ class _Found:
     ctes: bool  # whether the query has a WITH
 
 
-# What the walk does with a node, by its type (worked out once per type).
-(
-    _REFUSE,
-    _QUERY,
-    _TABLE,
-    _UNNEST,
-    _FUNC,
-    _COLUMN,
-    _STAR,
-    _PLACEHOLDER,
-    _NAME,
-    _WITH,
-    _LATERAL,
-    _OPERATOR,
-    _OTHER,
-) = range(13)
-_KINDS: dict[type, int] = {}
+# What the walk does with a node, by its type (worked out once per type). Final: the
+# compiled build (headwater/native.py) inlines them.
+_REFUSE: Final = 0
+_QUERY: Final = 1
+_TABLE: Final = 2
+_UNNEST: Final = 3
+_FUNC: Final = 4
+_COLUMN: Final = 5
+_STAR: Final = 6
+_PLACEHOLDER: Final = 7
+_NAME: Final = 8
+_WITH: Final = 9
+_LATERAL: Final = 10
+_OPERATOR: Final = 11
+_OTHER: Final = 12
+_KINDS: Final[dict[type, int]] = {}
 
 
 def _kind(node_type: type) -> int:
@@ -507,18 +506,18 @@ def _inspect(tree: exp.Expr, engine: Engine) -> _Found:
     """Refuse what a read-only query may not contain, collecting what later steps use."""
     allowed, kinds = ALLOWED_FUNCTIONS[engine], _KINDS
     found = _Found([], [], [], [], [], set(), False)
-    name_at = found.identifiers.add
+    identifiers = found.identifiers
     node: Any  # typed by its kind, without a cast per node
     for node in tree.walk():
-        kind = kinds.get(type(node))
-        if kind is None:
+        kind: int = kinds.get(type(node), -1)
+        if kind < 0:
             kind = kinds[type(node)] = _kind(type(node))
         if kind == _NAME:  # the most common node
-            meta = node._meta  # set when parsed from a token
+            meta: dict[str, Any] | None = node._meta  # set when parsed from a token
             if meta:
                 start = meta.get("start")
                 if start is not None:
-                    name_at(start)
+                    identifiers.add(start)
         elif kind == _OTHER:
             continue
         elif kind == _COLUMN:

@@ -401,8 +401,13 @@ def secret_bearing(path: str) -> bool:
 
 
 def local_state(path: str) -> bool:
+    """Caches, logs and local builds (compiled modules are built in the image's own stage)."""
     *dirs, name = path.split("/")
-    return bool(LOCAL_DIRS.intersection(dirs)) or name.endswith((".pyc", ".pyo", ".log"))
+    return (
+        bool(LOCAL_DIRS.intersection(dirs))
+        or name.endswith((".pyc", ".pyo", ".log", ".so"))
+        or name == "native.json"
+    )
 
 
 @dataclass(frozen=True)
@@ -718,3 +723,16 @@ def test_a_secret_in_env_or_arg_is_recognised() -> None:
 
 def test_no_secret_in_env_or_arg(build: Build) -> None:
     assert secret_settings(parse_dockerfile(build.dockerfile)) == []
+
+
+def test_the_image_carries_the_compiled_validator(build: Build) -> None:
+    """Built in a stage with a compiler (headwater/native.py), copied into the last one."""
+    instructions = parse_dockerfile(build.dockerfile)
+    last = max(ins.stage for ins in instructions)
+    builds = [
+        ins for ins in instructions if ins.keyword == "RUN" and "headwater.native" in ins.args
+    ]
+    assert builds and all(ins.stage < last for ins in builds)
+    taken = [c for c in copies(i for i in instructions if i.stage == last) if c.from_elsewhere]
+    sources = {source for c in taken for source in c.sources}
+    assert {"/app/catalog/queries/*.so", "/app/catalog/queries/native.json"} <= sources
