@@ -195,6 +195,8 @@ def export_figures(home: Path, rows: int, repeat: int = 2) -> tuple[dict[str, An
     base = min(copy, key=lambda r: r["seconds"])
     if best["lines"] != rows + 1:
         raise RuntimeError(f"the export wrote {best['lines']} lines, not {rows + 1}")
+    if best["bytes"] != base["bytes"]:  # the same text as COPY, byte for byte
+        raise RuntimeError(f"the export wrote {best['bytes']} bytes, COPY {base['bytes']}")
     return best, base
 
 

@@ -28,7 +28,7 @@ EXPORT_SLOTS = 2
 SLOT_GRACE_SECONDS = 5
 _slots = threading.BoundedSemaphore(EXPORT_SLOTS)
 
-# DuckDB types whose text never needs CSV quoting.
+# DuckDB types whose text never needs CSV quoting (no comma, quote or line break).
 _PLAIN = (
     "TINYINT",
     "SMALLINT",
@@ -45,7 +45,12 @@ _PLAIN = (
     "DECIMAL",
     "BOOLEAN",
     "DATE",
+    "TIME",  # and TIMESTAMP, TIMESTAMP WITH TIME ZONE, TIME WITH TIME ZONE
+    "INTERVAL",
+    "UUID",
 )
+# What makes DuckDB's COPY quote a value: a comma, a quote or a line break in it.
+_SPECIAL = ("'\"'", "','", "chr(10)", "chr(13)")
 
 
 def export(
@@ -111,28 +116,30 @@ def _quoted(name: str) -> str:
 
 
 def _csv_expression(types: list[str]) -> str:
-    """One SQL expression that renders a row of ``q(c0, c1, …)`` as a CSV line
-    (RFC 4180 quoting)."""
+    """One SQL expression that renders a row of ``q(c0, c1, …)`` as a CSV line, quoted
+    as DuckDB's ``COPY … TO`` quotes (RFC 4180, only where needed; an empty string as
+    ``""``, so it differs from a NULL). One ``concat`` per row: a chain of ``||`` would
+    build a new string at each step."""
     parts = []
     for position, kind in enumerate(types):
         value = f"CAST(q.c{position} AS VARCHAR)"
         if kind.upper().startswith(_PLAIN) and not kind.endswith("]"):  # not a list
             parts.append(f"coalesce({value}, '')")
         else:
+            special = " OR ".join(f"contains({value}, {mark})" for mark in _SPECIAL)
             parts.append(
-                f"CASE WHEN {value} IS NULL THEN '' "
-                f"WHEN regexp_matches({value}, '[\",\\r\\n]') "
+                f"CASE WHEN {value} IS NULL THEN '' WHEN {value} = '' OR {special} "
                 f"THEN '\"' || replace({value}, '\"', '\"\"') || '\"' ELSE {value} END"
             )
-    return " || ',' || ".join(parts) if parts else "''"
+    return "concat(" + ", ',', ".join(parts) + ", chr(10))" if parts else "chr(10)"
 
 
 def _json_expression(names: list[str]) -> str:
-    """One SQL expression that renders a row of ``q(c0, c1, …)`` as a JSON object."""
+    """One SQL expression that renders a row of ``q(c0, c1, …)`` as a JSON object line."""
     pairs = ", ".join(
         "'" + name.replace("'", "''") + f"', q.c{position}" for position, name in enumerate(names)
     )
-    return f"CAST(json_object({pairs}) AS VARCHAR)"
+    return f"CAST(json_object({pairs}) AS VARCHAR) || chr(10)"
 
 
 def _duckdb(
@@ -161,7 +168,7 @@ def _duckdb(
             else:
                 line = _json_expression(names)
             columns = ", ".join(f"c{position}" for position in range(len(names)))
-            lines = f"SELECT {line} || chr(10) AS line FROM ({sql}) AS q({columns})"  # noqa: S608
+            lines = f"SELECT {line} AS line FROM ({sql}) AS q({columns})"  # noqa: S608
             with session.calling:
                 reader = session.connection.sql(lines, params=bound).to_arrow_reader(BATCH_ROWS)
             remaining = limit

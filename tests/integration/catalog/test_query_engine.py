@@ -353,6 +353,42 @@ def test_a_waiting_load_goes_first_queries_step_aside(duck: Settings) -> None:
     assert run(duck, "select count(*) from marts.t") == [(11,)]
 
 
+AWKWARD_ROWS = r"""
+CREATE TABLE marts.awkward AS SELECT * FROM (VALUES
+  (1, 'plain', 1.5::DECIMAL(5, 2), [1, 2], {'a': 1}, TIMESTAMPTZ '2024-01-01 10:00:00+00',
+   TRUE, 'x'::BLOB, 2.5::DOUBLE, INTERVAL 1 DAY, DATE '2024-01-02',
+   UUID '00000000-0000-0000-0000-000000000001', TIME '10:00', 'ok'),
+  (2, '', NULL, [], NULL, NULL, NULL, ''::BLOB, 'nan'::DOUBLE, NULL, NULL, NULL, NULL, ''),
+  (NULL, 'a,b', 1, [3], {'a': 2}, NULL, FALSE, '\x00,'::BLOB, 1e300, INTERVAL 2 HOUR,
+   NULL, NULL, NULL, NULL),
+  (4, 'say "hi"', 2, NULL, {'a': NULL}, NULL, NULL, NULL, -0.0, NULL, NULL, NULL, NULL,
+   'x"'),
+  (5, E'line\nbreak', 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (6, E'cr\rhere', 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (7, ' lead, trail ', 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (8, 'é ✓', 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+) v(i, s, d, l, st, ts, b, bl, f, iv, dt, u, tm, e)
+"""
+
+
+def test_a_csv_export_is_byte_for_byte_what_duckdb_copy_writes(
+    duck: Settings, tmp_path: Path
+) -> None:
+    """Quoting only where needed, an empty string as "" (not a NULL), every type's text."""
+    from catalog.queries.export import export
+
+    with duckdb.connect(str(duck.duckdb_path)) as connection:
+        connection.execute(AWKWARD_ROWS)
+        labels = "ENUM('ok', '', 'x\"')"  # an enum's labels can hold anything
+        connection.execute(f"ALTER TABLE marts.awkward ALTER e TYPE {labels} USING e::{labels}")
+        sql = "SELECT * FROM marts.awkward ORDER BY i NULLS FIRST"
+        connection.execute(f"COPY ({sql}) TO '{tmp_path / 'copy.csv'}' (HEADER)")
+    exported = export(duck, sql, None, role="admin", timeout=30, fmt="csv", limit=100)
+    copied = (tmp_path / "copy.csv").read_bytes()
+    assert copied.count(b'""') >= 3  # the awkward values are there to be quoted
+    assert b"".join(exported) == copied
+
+
 def test_exports_take_a_slot_each_and_give_it_back(duck: Settings) -> None:
     from catalog.queries.export import EXPORT_SLOTS, export
 
