@@ -17,6 +17,7 @@ tests (``tests/unit/catalog/test_query_fast_path.py``) hold it to that.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from sqlglot import exp
 
@@ -273,8 +274,11 @@ def _scope_of(column: exp.Column) -> tuple[exp.Select, str]:
     raise Unsure
 
 
-_SCOPE, _UNSURE, _THROUGH = "scope", "unsure", "through"
-_BOUNDS: dict[type, str] = {}
+# (Final: the compiled build, headwater/native.py, inlines them.)
+_SCOPE: Final = "scope"
+_UNSURE: Final = "unsure"
+_THROUGH: Final = "through"
+_BOUNDS: Final[dict[type, str]] = {}
 
 
 def _bound(node_type: type) -> str:
