@@ -59,3 +59,21 @@ def test_the_benchmark_queries_validate_alike_compiled_and_from_source() -> None
         compiled = catalog.queries.validate.validate(sql, compiled_known, engine="duckdb")
         reference = source.validate(sql, source_known, engine="duckdb")
         assert dataclasses.asdict(compiled) == dataclasses.asdict(reference)
+
+
+def _texts() -> list[str]:
+    """The SQL of the fast-path tests: shapes the splicer and the resolver take or refuse."""
+    from tests.unit.catalog.test_query_fast_path import COLUMN_QUERIES, PLAIN, ROW_QUERIES
+
+    texts = [*COLUMN_QUERIES, *PLAIN]
+    texts += [p.values[0] if hasattr(p, "values") else p[0] for p in ROW_QUERIES]
+    return [t.values[0] if hasattr(t, "values") else t for t in texts]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_fast_path_shapes_validate_alike_compiled_and_from_source(engine: Engine) -> None:
+    texts = _texts()
+    assert len(texts) > 50
+    for sql in texts:
+        case = Case(name=sql[:40], sql=sql, options={})
+        assert answer(catalog.queries.validate, case, engine) == answer(source, case, engine), sql
