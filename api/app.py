@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         await kv.stop()
         authenticator.close()
 
+    query_runner = QueryRunner()
+
     def constant(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False, use_cache=True)
 
@@ -142,7 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "connection_tests": constant(ConnectionTests()),
             "dagster": constant(dagster),
             "events": constant(events),
-            "query_runner": constant(QueryRunner()),
+            "query_runner": constant(query_runner),
         },
         middleware=[
             metrics_middleware,
@@ -159,6 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State(
             {
                 "settings": settings,
+                "database": database,
+                "query_runner": query_runner,
                 "kv": kv,
                 "authenticator": authenticator,
                 "readiness": ReadinessProbe(settings, kv),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from catalog.queries import execute
@@ -143,10 +144,24 @@ def cache_key(
 ) -> str:
     """The result cache key: the role, sqlglot's canonical SQL (whitespace and keyword
     case do not matter), the bound values, the row limit and the data version."""
-    material = json.dumps(
-        [role, query.engine, query.canonical, sorted((params or {}).items()), query.limit, version],
-        default=str,
-    )
+    # Each value by its repr: equal but different values (1, 1.0, True; 0.0, -0.0) give
+    # different answers, so they must not share a key.
+    bound = tuple((name, repr(value)) for name, value in sorted((params or {}).items()))
+    return _cache_key(role, query.engine, query.canonical, bound, query.limit, version)
+
+
+@lru_cache(maxsize=4096)
+def _cache_key(
+    role: str,
+    engine: str,
+    canonical: str,
+    bound: tuple[tuple[str, str], ...],
+    limit: int,
+    version: str,
+) -> str:
+    """The digest behind :func:`cache_key`, remembered: a cached answer's key is worked
+    out once per data version, not on every request."""
+    material = json.dumps([role, engine, canonical, bound, limit, version])
     return hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -81,8 +81,7 @@ def data_version(settings: Settings, relations: Collection[str]) -> str:
     """A short digest that changes when the data of ``relations`` may have changed."""
     digest = hashlib.sha256()
     if settings.warehouse == "duckdb":
-        path = settings.duckdb_path
-        for file in (path, path.with_name(path.name + ".wal")):
+        for file in _warehouse_files(settings):
             try:
                 stat = os.stat(file)
             except FileNotFoundError:
@@ -99,6 +98,20 @@ def data_version(settings: Settings, relations: Collection[str]) -> str:
     for row in rows:
         digest.update(repr(row).encode())
     return digest.hexdigest()[:32]
+
+
+def _warehouse_files(settings: Settings) -> tuple[str, str]:
+    """The DuckDB file and its write-ahead log, resolved once per configured location
+    (resolving a path costs a system call per component: this runs on every query)."""
+    where = (settings.warehouse_path, settings.home)
+    found = _files.get(where)
+    if found is None:
+        path = settings.duckdb_path
+        found = _files[where] = (str(path), str(path.with_name(path.name + ".wal")))
+    return found
+
+
+_files: dict[tuple[object, object], tuple[str, str]] = {}
 
 
 def _postgres_versions(settings: Settings, relations: Collection[str]) -> list[tuple[object, ...]]:
