@@ -9,8 +9,10 @@ and a new password take effect on the very next request, from any process,
 with or without Redis.
 
 On the embedded SQLite store that query runs inline on a read-only connection
-(a few microseconds; WAL readers never wait for writers); on other stores it
-runs in a worker thread.
+(a few microseconds; WAL readers never wait for writers), and its row is kept
+until SQLite's ``data_version`` says another connection, of any process, has
+committed since: then every kept row is read again. On other stores it runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ STATE_QUERY = (
     " WHERE u.id = :uid AND s.id = :sid"
 )
 SQLITE_BUSY_MS = 200
+STATE_ROWS_KEPT = 10_000
 
 
 def when(value: object) -> datetime | None:
@@ -67,6 +70,9 @@ class Authenticator:
         self.database = database
         self._sqlite_file = sqlite_path(database.url)
         self._sqlite: sqlite3.Connection | None = None
+        # Rows read from the SQLite store, valid while its data_version stays the same.
+        self._rows: dict[tuple[int, str], tuple[Any, ...] | None] = {}
+        self._data_version: object = None
 
     def _read_sqlite(self, path: Path, claims: Claims) -> tuple[Any, ...] | None:
         if self._sqlite is None:
@@ -77,9 +83,25 @@ class Authenticator:
                 check_same_thread=False,
                 timeout=SQLITE_BUSY_MS / 1000,
             )
+        # SQLite changes data_version whenever any other connection, of any process,
+        # commits to the file: a logout, a role change or a deactivation anywhere is seen
+        # on the next request, and until one happens the rows read before still hold.
+        # (Expiry is checked against the clock on every request, cached row or not.)
+        version = self._sqlite.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._rows.clear()
+            self._data_version = version
+        key = (claims.user_id, claims.session_id)
+        try:
+            return self._rows[key]
+        except KeyError:
+            pass
         row: tuple[Any, ...] | None = self._sqlite.execute(
             STATE_QUERY, {"uid": claims.user_id, "sid": claims.session_id}
         ).fetchone()
+        if len(self._rows) >= STATE_ROWS_KEPT:
+            self._rows.clear()
+        self._rows[key] = row
         return row
 
     def _read_pooled(self, claims: Claims) -> tuple[Any, ...] | None:
@@ -94,9 +116,7 @@ class Authenticator:
             try:
                 return self._read_sqlite(self._sqlite_file, claims)
             except sqlite3.Error:
-                if self._sqlite is not None:
-                    self._sqlite.close()
-                    self._sqlite = None
+                self.close()
         try:
             return await self.database.run_sync(self._read_pooled, claims)
         except ServiceUnavailable:
@@ -143,6 +163,8 @@ class Authenticator:
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
+        self._rows.clear()
+        self._data_version = None
 
 
 def authorization_header(scope: Any) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlalchemy import select, update
 
 from api.auth import tokens
 from api.users.models import User
-from headwater.db import session_scope
+from headwater.db import session_scope, sqlite_path
 from headwater.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -254,6 +256,25 @@ def test_a_change_made_directly_in_the_store_counts_too(
     assert _me(client, access) == 200
     with session_scope(settings.metadata_url) as session:
         session.execute(update(User).where(User.email == viewer.email).values(is_active=False))
+    assert _me(client, access) == 401
+
+
+def test_a_session_revoked_by_another_process_ends_on_the_next_request(
+    client: Client, settings: Settings, viewer: Any
+) -> None:
+    """The authenticator remembers the rows it read while SQLite's data_version holds:
+    a commit from any other process must end that at once."""
+    access = _tokens(client, viewer)["accessToken"]
+    assert [_me(client, access) for _ in range(3)] == [200, 200, 200]  # remembered now
+    revoke = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute(\"UPDATE auth_sessions SET revoked_at = '2020-01-01 00:00:00'\"); c.commit()"
+    )
+    subprocess.run(
+        [sys.executable, "-c", revoke, str(sqlite_path(settings.metadata_url))],
+        check=True,
+        timeout=60,
+    )
     assert _me(client, access) == 401
 
 
