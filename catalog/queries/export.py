@@ -1,9 +1,11 @@
 """Stream a validated query's whole result as CSV or JSON lines, a batch at a time.
 
-Memory stays flat however many rows there are. On DuckDB the engine itself writes each
-row as one line of text (in parallel, like its own ``COPY … TO``) and the lines come
-out in Arrow batches; on PostgreSQL a server-side cursor hands out batches that are
-written here. The same locked-down connections as :mod:`catalog.queries.execute`.
+Memory stays flat however many rows there are, and the CSV is the engine's own: on
+DuckDB the engine writes each row as one line of text (in parallel, byte for byte as
+its ``COPY … TO`` would) and the lines come out in Arrow batches; on PostgreSQL its
+``COPY … TO STDOUT`` streams through a short queue. JSON lines on PostgreSQL are
+written here from a server-side cursor's batches. The same locked-down connections as
+:mod:`catalog.queries.execute`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
 Format = Literal["csv", "jsonl"]
 BATCH_ROWS = 100_000
 EXPORT_SLOTS = 2
+COPY_CHUNK_BYTES = 1 << 20  # a PostgreSQL COPY is handed on in chunks of about this size
+COPY_QUEUE_CHUNKS = 4
 SLOT_GRACE_SECONDS = 5
 _slots = threading.BoundedSemaphore(EXPORT_SLOTS)
 
@@ -221,26 +226,112 @@ def _postgres(
     # A client that stops reading leaves the transaction idle: the server ends it at
     # the timeout (idle_in_transaction_session_timeout, see execute.postgres_session).
     with postgres_session(settings, role, timeout) as connection:
+        if fmt == "csv":
+            yield from _postgres_copy(connection, sql, params, limit, deadline, timeout)
+            return
         cursor = connection.cursor(name="headwater_export")
         try:
             cursor.execute(sql, dict(params) if params else None)
             remaining = limit
             rows = cursor.fetchmany(min(BATCH_ROWS, remaining))
             names = [d.name for d in cursor.description or ()]
-            if fmt == "csv":
-                yield _csv_line(names).encode()
             while rows and remaining > 0:
                 if time.monotonic() > deadline:
                     raise QueryTimeout(f"The export ran longer than {timeout:g} s and was stopped")
                 remaining -= len(rows)
                 buffer = io.StringIO()
-                if fmt == "csv":
-                    csv.writer(buffer, lineterminator="\n").writerows(rows)
-                else:
-                    for row in rows:
-                        buffer.write(json.dumps(dict(zip(names, row, strict=True)), default=str))
-                        buffer.write("\n")
+                for row in rows:
+                    buffer.write(json.dumps(dict(zip(names, row, strict=True)), default=str))
+                    buffer.write("\n")
                 yield buffer.getvalue().encode()
                 rows = cursor.fetchmany(min(BATCH_ROWS, remaining)) if remaining > 0 else []
         finally:
             cursor.close()
+
+
+class _Stopped(Exception):
+    """The reader of a COPY went away: end it."""
+
+
+def _postgres_copy(
+    connection: Any,
+    sql: str,
+    params: Mapping[str, Any] | None,
+    limit: int,
+    deadline: float,
+    timeout: float,
+) -> Iterator[bytes]:
+    """PostgreSQL's own CSV of the query (``COPY … TO STDOUT``: NULL apart from an empty
+    string, every type in its own text), streamed. psycopg2 runs a COPY to the end in
+    one call, so a thread runs it into a short queue: memory holds a few chunks
+    however many rows there are, and a reader that stops stops the COPY."""
+    with connection.cursor() as cursor:
+        # COPY takes no bind parameters: psycopg2 quotes them into the text itself.
+        statement = cursor.mogrify(sql, dict(params)).decode() if params else sql
+    copy = (
+        f"COPY (SELECT * FROM ({statement}) AS q LIMIT {int(limit)}) "  # noqa: S608 - checked SQL
+        "TO STDOUT WITH (FORMAT csv, HEADER)"
+    )
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=COPY_QUEUE_CHUNKS)
+    stopped, finished = threading.Event(), threading.Event()
+
+    def put(item: bytes | BaseException | None) -> bool:
+        """Queue ``item`` for the reader; False once it has gone or the time is up."""
+        while not stopped.is_set() and time.monotonic() < deadline + SLOT_GRACE_SECONDS:
+            try:
+                chunks.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    class Sink:
+        """Where psycopg2 writes each row: gathered into chunks for the queue."""
+
+        def __init__(self) -> None:
+            self.pending = bytearray()
+
+        def write(self, data: bytes) -> int:
+            self.pending += data
+            if len(self.pending) >= COPY_CHUNK_BYTES:
+                self.flush()
+            return len(data)
+
+        def flush(self) -> None:
+            if self.pending and not put(bytes(self.pending)):
+                raise _Stopped
+            self.pending.clear()
+
+    def run() -> None:
+        sink = Sink()
+        outcome: BaseException | None = None
+        try:
+            with connection.cursor() as cursor:
+                cursor.copy_expert(copy, sink)
+            finished.set()
+            sink.flush()
+        except BaseException as exc:  # handed to the reader, raised there
+            outcome = exc
+        put(outcome)
+
+    worker = threading.Thread(target=run, name="headwater-export-copy", daemon=True)
+    worker.start()
+    try:
+        while True:
+            wait = deadline + SLOT_GRACE_SECONDS - time.monotonic()
+            try:
+                chunk = chunks.get(timeout=max(wait, 0.01))
+            except queue.Empty:
+                raise QueryTimeout(
+                    f"The export ran longer than {timeout:g} s and was stopped"
+                ) from None
+            if chunk is None:
+                return
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        stopped.set()
+        if not finished.is_set():
+            connection.cancel()  # the COPY may still run on the server: stop it there
+        worker.join()

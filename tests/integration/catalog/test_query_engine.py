@@ -5,6 +5,8 @@ DuckDB file is a WarehouseBusy. Also ``headwater query`` on a catalogued warehou
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -290,6 +292,80 @@ def test_postgres_data_versions_change_with_writes_to_the_tables_read(pg: Settin
             assert data_version(pg, read) != inserted
     finally:
         owner.close()
+
+
+PG_AWKWARD = """
+CREATE TABLE "{schema}".awkward AS SELECT * FROM (VALUES
+  (1, 'plain', 1.5::numeric(5, 2), true, '{{"a": [1, "x,y"]}}'::jsonb, ARRAY['a', 'b,c'],
+   TIMESTAMPTZ '2024-01-01 10:00:00+00', DATE '2024-01-02', INTERVAL '1 day'),
+  (2, '', NULL, false, 'null'::jsonb, ARRAY[]::text[], NULL, NULL, NULL),
+  (3, NULL, 2, NULL, NULL, NULL, NULL, NULL, NULL),
+  (4, E'say "hi"\\nnext line', 3, NULL, NULL, NULL, NULL, NULL, NULL)
+) v(i, s, d, b, j, a, ts, dt, iv)
+"""
+
+
+def test_a_postgres_csv_export_is_what_postgres_copy_writes(pg: Settings) -> None:
+    """NULL apart from an empty string, JSON as JSON, booleans as t/f: PostgreSQL's own
+    text of every value, with parameters bound and the row limit kept."""
+    from catalog.queries.export import export
+
+    marts = pg.warehouse_schema("marts")
+    owner = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="test")
+    try:
+        with owner, owner.cursor() as cur:
+            cur.execute(PG_AWKWARD.format(schema=marts))
+            cur.execute(f'GRANT SELECT ON "{marts}".awkward TO "{role_name(pg, "viewer")}"')
+            sql = f'SELECT * FROM "{marts}".awkward WHERE i >= %(low)s ORDER BY i'
+            copied = io.BytesIO()
+            cur.copy_expert(
+                "COPY ("
+                + cur.mogrify(sql, {"low": 2}).decode()
+                + ") TO STDOUT WITH (FORMAT csv, HEADER)",
+                copied,
+            )
+    finally:
+        owner.close()
+    chunks = export(pg, sql, {"low": 2}, role="viewer", timeout=30, fmt="csv", limit=100)
+    exported = b"".join(chunks)
+    assert exported == copied.getvalue()
+    assert b',"",' in exported and b'"{""a"": [1, ""x,y""]}"' not in exported  # row 1 is out
+    rows = list(csv.reader(io.StringIO(exported.decode())))
+    assert [r[0] for r in rows] == ["i", "2", "3", "4"]
+    limited = export(pg, sql, {"low": 0}, role="viewer", timeout=30, fmt="csv", limit=2)
+    assert b"".join(limited).decode().splitlines()[1:] == [
+        '1,plain,1.50,t,"{""a"": [1, ""x,y""]}","{a,""b,c""}",2024-01-01 10:00:00+00,'
+        "2024-01-02,1 day",
+        '2,"",,f,null,{},,,',
+    ]
+    lines = export(pg, sql, {"low": 3}, role="viewer", timeout=30, fmt="jsonl", limit=10)
+    assert [json.loads(line)["i"] for line in b"".join(lines).splitlines()] == [3, 4]
+
+
+def test_a_postgres_export_closed_early_stops_its_copy(pg: Settings) -> None:
+    """A client that hangs up mid-export: the COPY is cancelled and the connection comes
+    back to the pool usable."""
+    from catalog.queries.export import COPY_CHUNK_BYTES, export
+
+    sql = "SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 2000000) AS g"
+    chunks = export(pg, sql, None, role="viewer", timeout=60, fmt="csv", limit=2_000_000)
+    first = next(chunks)
+    assert first.startswith(b"g,pad\n") and len(first) >= COPY_CHUNK_BYTES
+    started = time.monotonic()
+    chunks.close()
+    assert time.monotonic() - started < 10
+    assert run(pg, "select 1") == [(1,)]
+
+
+def test_a_postgres_export_past_its_timeout_is_stopped(pg: Settings) -> None:
+    from catalog.queries.export import export
+
+    sql = "SELECT count(*) FROM generate_series(1, 10000000000) AS g"
+    started = time.monotonic()
+    with pytest.raises(QueryTimeout):
+        b"".join(export(pg, sql, None, role="viewer", timeout=1, fmt="csv", limit=10))
+    assert time.monotonic() - started < 10
+    assert run(pg, "select 1") == [(1,)]
 
 
 def test_postgres_connections_come_back_to_the_pool_clean(pg: Settings) -> None:
