@@ -8,9 +8,10 @@ Python then imports instead of the ``.py`` files. The code is the same; only the
 interpreter's overhead goes.
 
 A compiled module must never run code older than its source. The build records the
-SHA-256 of each source it compiled, and :func:`use_current_code` (called by the package
-before any module of the group is imported) loads the whole group from source when a
-source changed since, when part of the build is missing, or when ``HEADWATER_NATIVE=0``.
+SHA-256 of each source it compiled, and the Python and sqlglot it was built against;
+:func:`use_current_code` (called by the package before any module of the group is
+imported) loads the whole group from source when a source or one of those versions
+changed since, when part of the build is missing, or when ``HEADWATER_NATIVE=0``.
 Without a C compiler the build is skipped and everything runs as plain Python.
 
     uv run python -m headwater.native    # build, or say the build is current
@@ -37,16 +38,18 @@ STAMP = "native.json"  # beside the sources: what was compiled, from which sourc
 
 @dataclass(frozen=True)
 class Group:
-    """Modules of one package compiled together, each listed after those it imports."""
+    """Modules of one package compiled together, each listed after those it imports, and
+    the packages whose version the build depends on (a new version: rebuild first)."""
 
     package: str
     modules: tuple[str, ...]
+    depends_on: tuple[str, ...] = ()
 
     def directory(self, root: Path) -> Path:
         return root.joinpath(*self.package.split("."))
 
 
-GROUPS = (Group("catalog.queries", ("splice", "resolve", "validate")),)
+GROUPS = (Group("catalog.queries", ("splice", "resolve", "validate"), depends_on=("sqlglot",)),)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,17 +66,29 @@ def _sources(group: Group, directory: Path) -> dict[str, str]:
     return {name: _digest(directory / f"{name}.py") for name in group.modules}
 
 
+def _environment(group: Group) -> dict[str, str]:
+    """The Python and the versions of the packages the build was made against."""
+    versions = {"python": sys.version}
+    for name in group.depends_on:
+        versions[name] = str(getattr(importlib.import_module(name), "__version__", "?"))
+    return versions
+
+
 def is_current(group: Group, directory: Path) -> bool:
-    """Whether every module of ``group`` is built, from the source now beside it."""
+    """Whether every module of ``group`` is built, from the source now beside it, for the
+    Python and the packages installed now."""
     try:
         stamp = json.loads((directory / STAMP).read_text())
         built = {name: str(value) for name, value in stamp["sources"].items()}
+        environment = {name: str(value) for name, value in stamp["environment"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
     suffix = _suffix()
     built_files = [*group.modules, "native__mypyc"]  # the modules, and the group's library
-    return all((directory / f"{name}{suffix}").is_file() for name in built_files) and (
-        built == _sources(group, directory)
+    return (
+        all((directory / f"{name}{suffix}").is_file() for name in built_files)
+        and built == _sources(group, directory)
+        and environment == _environment(group)
     )
 
 
@@ -136,7 +151,7 @@ def build(group: Group, root: Path = ROOT, *, force: bool = False) -> bool:
     from mypyc.build import mypycify  # a development tool: imported only to build
     from setuptools import setup  # type: ignore[import-untyped]
 
-    sources = _sources(group, directory)
+    sources, environment = _sources(group, directory), _environment(group)
     relative = [str((directory / f"{name}.py").relative_to(root)) for name in group.modules]
     here = Path.cwd()
     with tempfile.TemporaryDirectory(prefix="headwater-native-") as scratch:
@@ -162,7 +177,8 @@ def build(group: Group, root: Path = ROOT, *, force: bool = False) -> bool:
             )
         finally:
             os.chdir(here)
-    (directory / STAMP).write_text(json.dumps({"sources": sources}, indent=2) + "\n")
+    stamp = {"sources": sources, "environment": environment}
+    (directory / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
     return True
 
 

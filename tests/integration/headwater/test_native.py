@@ -95,3 +95,16 @@ def test_a_current_build_is_not_rebuilt(package: Path) -> None:
     before = library.stat().st_mtime_ns
     assert build(GROUP, package)
     assert library.stat().st_mtime_ns == before
+
+
+def test_a_build_for_another_python_or_sqlglot_is_not_used(package: Path) -> None:
+    stamp = package / "nativepkg" / "native.json"
+    kept = stamp.read_text()
+    recorded = json.loads(kept)
+    recorded["environment"]["python"] = "3.11.0 (another build)"
+    stamp.write_text(json.dumps(recorded))
+    try:
+        assert probe(package) == [False, True, 42]
+    finally:
+        stamp.write_text(kept)
+    assert probe(package) == [True, False, 42]
