@@ -110,14 +110,14 @@ def _in_a_slot(chunks: Iterator[bytes], timeout: float) -> Iterator[bytes]:
         release()
 
 
+def _too_long(timeout: float) -> QueryTimeout:
+    return QueryTimeout(f"The export ran longer than {timeout:g} s and was stopped")
+
+
 def _csv_line(values: list[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue()
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _csv_expression(types: list[str]) -> str:
@@ -179,7 +179,7 @@ def _duckdb(
             remaining = limit
             while remaining > 0:
                 if time.monotonic() > deadline:
-                    raise QueryTimeout(f"The export ran longer than {timeout:g} s and was stopped")
+                    raise _too_long(timeout)
                 with session.calling:
                     try:
                         batch = reader.read_next_batch()
@@ -237,7 +237,7 @@ def _postgres(
             names = [d.name for d in cursor.description or ()]
             while rows and remaining > 0:
                 if time.monotonic() > deadline:
-                    raise QueryTimeout(f"The export ran longer than {timeout:g} s and was stopped")
+                    raise _too_long(timeout)
                 remaining -= len(rows)
                 buffer = io.StringIO()
                 for row in rows:
@@ -322,9 +322,7 @@ def _postgres_copy(
             try:
                 chunk = chunks.get(timeout=max(wait, 0.01))
             except queue.Empty:
-                raise QueryTimeout(
-                    f"The export ran longer than {timeout:g} s and was stopped"
-                ) from None
+                raise _too_long(timeout) from None
             if chunk is None:
                 return
             if isinstance(chunk, BaseException):
